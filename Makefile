@@ -1,0 +1,36 @@
+# gg-health-agent — every target sets up what it needs first (idempotent).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+APT_PACKAGES := openssl mosquitto mosquitto-clients softhsm2
+
+.PHONY: install demo test lint bench package deploy-local fuzz clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  fi; \
+	fi
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/gg-health-agent demo $(if $(DIR),--dir $(DIR),) || [ $$? -le 3 ]
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check agent tests scripts
+	$(BIN)/ruff format --check agent
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build dist greengrass-build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,211 @@
+"""The agent's configuration: one pydantic model with the camelCase keys Greengrass components use.
+
+Sources, later wins (SPEC, Configuration): defaults < the agent's own
+``services.<componentName>.configuration`` in ``effectiveConfig.yaml`` < ``--config FILE`` <
+command-line flags. Every source is merged as plain data first and validated once, so an error
+names the key path whichever source it came from.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from agent.errors import ConfigError
+
+DEFAULT_COMPONENT_NAME = "gghealth.HealthAgent"
+DEFAULT_HEALTH_TOPIC = "dt/gghealth/{iot:thingName}/health"
+
+# AWS IoT topic limits: https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits
+MAX_TOPIC_BYTES = 256
+MAX_TOPIC_SLASHES = 7
+
+
+class _Model(BaseModel):
+    """Frozen, camelCase, unknown keys rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class Transport(str, enum.Enum):
+    """Where reports go."""
+
+    IPC = "ipc"
+    MQTT = "mqtt"
+    STDOUT = "stdout"
+    FILE = "file"
+
+
+class CertificatesConfig(_Model):
+    """``certificates.*``: thresholds and the extra certificates to audit."""
+
+    warn_days: int = Field(30, ge=0)
+    critical_days: int = Field(7, ge=0)
+    extra_paths: tuple[Path, ...] = ()
+    """Files or directories of PEM certificates (client devices, intermediates)."""
+    ca_bundle: Path | None = None
+    """A bring-your-own CA bundle the device certificate must chain to."""
+
+
+class BucketAccess(str, enum.Enum):
+    """What the service role must be able to do on a bucket."""
+
+    READ = "read"
+    WRITE = "write"
+    READWRITE = "readwrite"
+
+
+class BucketConfig(_Model):
+    """One entry of ``s3.buckets``."""
+
+    name: str = Field(min_length=3, max_length=63)
+    access: BucketAccess = BucketAccess.READ
+
+
+class CredentialsSource(str, enum.Enum):
+    """Where S3 credentials come from."""
+
+    DEFAULT = "default"
+    TES = "tes"
+    X509 = "x509"
+
+
+class S3CredentialsConfig(_Model):
+    """``s3.credentials.*``."""
+
+    source: CredentialsSource = CredentialsSource.DEFAULT
+
+
+class S3Config(_Model):
+    """``s3.*``: the buckets the service role must reach."""
+
+    buckets: tuple[BucketConfig, ...] = ()
+    probe_prefix: str = "gghealth-probe/"
+    expected_role: str | None = None
+    check_artifacts: bool = True
+    credentials: S3CredentialsConfig = S3CredentialsConfig()
+    request_timeout_seconds: float = Field(5.0, gt=0, le=120)
+
+
+class SubscriptionsConfig(_Model):
+    """``subscriptions.*``."""
+
+    iot_policy_file: Path | None = None
+    fetch_iot_policy: bool = False
+    required_topics: tuple[str, ...] = ()
+
+
+class MqttConfig(_Model):
+    """``mqtt.*``: the direct MQTT5 transport; unset values come from the nucleus config."""
+
+    endpoint: str | None = None
+    port: int = Field(8883, ge=1, le=65535)
+    client_id: str | None = None
+    ca_path: Path | None = None
+
+
+class SpoolConfig(_Model):
+    """``spool.*``: where undeliverable reports wait."""
+
+    path: Path | None = None
+    max_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024)
+
+
+class FileTransportConfig(_Model):
+    """``file.*``: the file transport."""
+
+    path: Path = Path("gghealth-report.json")
+    history_max_bytes: int = Field(0, ge=0)
+    """Keep a rotated JSONL history of this many bytes beside the latest report (0: none)."""
+
+
+class AgentConfig(_Model):
+    """The whole configuration of the agent."""
+
+    component_name: str = DEFAULT_COMPONENT_NAME
+    interval_seconds: int = Field(300, ge=1, le=7 * 24 * 3600)
+    health_topic: str = DEFAULT_HEALTH_TOPIC
+    transport: Transport = Transport.IPC
+    certificates: CertificatesConfig = CertificatesConfig()
+    s3: S3Config = S3Config()
+    subscriptions: SubscriptionsConfig = SubscriptionsConfig()
+    mqtt: MqttConfig = MqttConfig()
+    spool: SpoolConfig = SpoolConfig()
+    file: FileTransportConfig = FileTransportConfig()
+    access_control: dict[str, Any] = Field(default_factory=dict)
+    """The component's own IPC authorization; the nucleus reads it, the agent audits it."""
+
+    @field_validator("health_topic")
+    @classmethod
+    def _publishable_topic(cls, topic: str) -> str:
+        return validate_publish_topic(topic)
+
+
+def validate_publish_topic(topic: str) -> str:
+    """Reject a topic AWS IoT would refuse to publish on (no wildcards, size and depth limits)."""
+    if not topic:
+        raise ValueError("must not be empty")
+    if "+" in topic or "#" in topic:
+        raise ValueError("a publish topic must not contain the MQTT wildcards + or #")
+    if len(topic.encode()) > MAX_TOPIC_BYTES:
+        raise ValueError(f"longer than {MAX_TOPIC_BYTES} bytes")
+    if topic.count("/") > MAX_TOPIC_SLASHES:
+        raise ValueError(f"more than {MAX_TOPIC_SLASHES} slashes (AWS IoT limit)")
+    return topic
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge two plain-data trees; mappings merge key by key, everything else is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        old = merged.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            merged[key] = deep_merge(old, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def build_config(*layers: Mapping[str, Any], source: str = "configuration") -> AgentConfig:
+    """Validate the merge of ``layers`` (lowest first); a bad key raises ConfigError naming it."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = deep_merge(merged, layer)
+    try:
+        return AgentConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, source)) from None
+
+
+def describe_validation_error(exc: ValidationError, source: str) -> str:
+    """One paragraph naming each bad key path, e.g. ``certificates.warnDays``."""
+    problems = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{path}'")
+        else:
+            problems.append(f"'{path}': {err['msg']}")
+    return f"invalid {source}: " + "; ".join(problems)
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a ``--config`` file (YAML or JSON, JSON being YAML) as a mapping."""
+    from agent.yamlio import InputError, load_yaml_file
+
+    try:
+        data = load_yaml_file(path)
+    except InputError as exc:
+        raise ConfigError(f"cannot read --config {path}: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid --config {path}: the top level must be a mapping of keys")
+    return data

@@ -1,0 +1,163 @@
+"""The health report: statuses, one check result, the versioned report, and its JSON Schema.
+
+Results are plain frozen dataclasses (cheap to build in the hot loop); pydantic is only used to
+derive the JSON Schema that ``gg-health-agent schema`` prints.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class Status(str, enum.Enum):
+    """A result status from the Monitoring Plugins set; the value is what reports carry."""
+
+    OK = "OK"
+    WARNING = "WARNING"
+    CRITICAL = "CRITICAL"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def severity(self) -> int:
+        """Rank for "worst wins": CRITICAL > UNKNOWN > WARNING > OK (SPEC, Health report)."""
+        return _SEVERITY[self]
+
+    @property
+    def exit_code(self) -> int:
+        """Monitoring Plugins exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
+        return _EXIT_CODE[self]
+
+
+_SEVERITY = {Status.OK: 0, Status.WARNING: 1, Status.UNKNOWN: 2, Status.CRITICAL: 3}
+_EXIT_CODE = {Status.OK: 0, Status.WARNING: 1, Status.CRITICAL: 2, Status.UNKNOWN: 3}
+
+
+def worst(statuses: Iterable[Status]) -> Status:
+    """The most severe status; an empty set is UNKNOWN (nothing was verified)."""
+    found = max(statuses, key=lambda s: s.severity, default=None)
+    return Status.UNKNOWN if found is None else found
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One verdict of one check about one target."""
+
+    id: str
+    """Public check id from the SPEC catalogue, e.g. ``certificate.validity``."""
+    status: Status
+    """The verdict."""
+    target: str
+    """What was checked: a file path, a topic, a bucket, a policy id."""
+    message: str
+    """One line for people."""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    """Machine-readable facts behind the verdict (JSON-serialisable)."""
+    remediation: str | None = None
+    """What to change; set on every non-OK result."""
+
+    @property
+    def area(self) -> str:
+        """The area the id belongs to (the part before the first dot)."""
+        return self.id.partition(".")[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this result as the report carries it."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status.value,
+            "target": self.target,
+            "message": self.message,
+            "details": dict(self.details),
+        }
+        if self.remediation is not None:
+            out["remediation"] = self.remediation
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Position of one part of a report that was split to fit the MQTT payload limit."""
+
+    index: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """A complete report of one cycle (schema_version 1)."""
+
+    agent_version: str
+    thing_name: str
+    generated_at: str
+    """UTC, RFC 3339 with a ``Z`` suffix."""
+    sequence: int
+    """Increases by one per cycle of a running agent; chunks of one report share it."""
+    duration_ms: float
+    status: Status
+    summary: dict[str, int]
+    checks: list[CheckResult]
+    schema_version: int = SCHEMA_VERSION
+    chunk: Chunk | None = None
+
+    @classmethod
+    def build(
+        cls,
+        results: list[CheckResult],
+        *,
+        agent_version: str,
+        thing_name: str,
+        generated_at: str,
+        sequence: int,
+        duration_ms: float,
+    ) -> HealthReport:
+        """Derive status and summary from the results, sorted worst first for readers."""
+        ordered = sorted(results, key=lambda r: (-r.status.severity, r.id, r.target))
+        return cls(
+            agent_version=agent_version,
+            thing_name=thing_name,
+            generated_at=generated_at,
+            sequence=sequence,
+            duration_ms=round(duration_ms, 1),
+            status=worst(r.status for r in ordered),
+            summary=summarize(ordered),
+            checks=ordered,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of the report."""
+        out: dict[str, Any] = {
+            "schema_version": self.schema_version,
+            "agent_version": self.agent_version,
+            "thing_name": self.thing_name,
+            "generated_at": self.generated_at,
+            "sequence": self.sequence,
+            "duration_ms": self.duration_ms,
+            "status": self.status.value,
+            "summary": self.summary,
+            "checks": [r.to_dict() for r in self.checks],
+        }
+        if self.chunk is not None:
+            out["chunk"] = {"index": self.chunk.index, "total": self.chunk.total}
+        return out
+
+
+def summarize(results: Iterable[CheckResult]) -> dict[str, int]:
+    """Count of results per status, every status present."""
+    counts = Counter(r.status for r in results)
+    return {s.value: counts.get(s, 0) for s in Status}
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of the report, derived from the dataclasses above."""
+    from pydantic import TypeAdapter  # lazy: only the ``schema`` command pays for it
+
+    schema = TypeAdapter(HealthReport).json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "gg-health-agent health report"
+    return schema

@@ -1,0 +1,52 @@
+"""Runs checks so that none can take the agent down, and builds the report of a cycle."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import structlog
+
+from agent import __version__
+from agent.checks.base import Check, CheckContext
+from agent.report import CheckResult, HealthReport, Status
+from agent.secrets import scrub
+
+log = structlog.get_logger(__name__)
+
+
+def run_checks(checks: Sequence[Check], ctx: CheckContext) -> list[CheckResult]:
+    """Run every check; an exception becomes one UNKNOWN result with a scrubbed message."""
+    results: list[CheckResult] = []
+    for chk in checks:
+        try:
+            results.extend(chk(ctx))
+        except Exception as exc:  # the whole point: one broken check never stops the others
+            message = scrub(f"check failed unexpectedly: {type(exc).__name__}: {exc}", env=ctx.env)
+            log.error("check_crashed", check=chk.id, error=message)
+            results.append(
+                CheckResult(
+                    chk.id,
+                    Status.UNKNOWN,
+                    "agent",
+                    message,
+                    {"reason": "internal_error"},
+                    "this is a bug in gg-health-agent; please report it with the log line",
+                )
+            )
+    return results
+
+
+def build_report(checks: Sequence[Check], ctx: CheckContext, sequence: int = 0) -> HealthReport:
+    """One cycle: run the checks and wrap the results in a HealthReport."""
+    started = time.perf_counter()
+    results = run_checks(checks, ctx)
+    generated = ctx.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+    return HealthReport.build(
+        results,
+        agent_version=__version__,
+        thing_name=ctx.thing_name,
+        generated_at=generated,
+        sequence=sequence,
+        duration_ms=(time.perf_counter() - started) * 1000,
+    )

@@ -1,0 +1,30 @@
+"""Shared fixtures: paths to the real-world fixtures in ../shared/fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _shared_fixtures() -> Path:
+    env = os.environ.get("GGHEALTH_SHARED_FIXTURES")
+    candidates = [Path(env)] if env else []
+    # CI lays shared/ beside the clone; a throwaway clone in /tmp falls back to the workplace copy.
+    candidates += [REPO.parent / "shared" / "fixtures", Path("/work/shared/fixtures")]
+    for c in candidates:
+        if c.is_dir():
+            return c
+    raise RuntimeError("shared/fixtures not found beside the checkout; set GGHEALTH_SHARED_FIXTURES")
+
+
+SHARED_FIXTURES = _shared_fixtures()
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    """The directory of real-world Greengrass fixtures (nucleus configs, recipes, policies, roots)."""
+    return SHARED_FIXTURES
