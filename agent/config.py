@@ -81,6 +81,12 @@ class S3CredentialsConfig(_Model):
     """``s3.credentials.*``."""
 
     source: CredentialsSource = CredentialsSource.DEFAULT
+    endpoint: str | None = None
+    """x509 source: the AWS IoT credentials endpoint (``host``, ``host:port`` or an ``https://``
+    URL) instead of the nucleus ``iotCredEndpoint``; for debugging against a test endpoint."""
+    ca_path: Path | None = None
+    """x509 source: CA bundle that signs the credentials endpoint's certificate (default: the
+    nucleus ``rootCaPath``, else the system trust store)."""
 
 
 class S3Config(_Model):
@@ -92,6 +98,10 @@ class S3Config(_Model):
     check_artifacts: bool = True
     credentials: S3CredentialsConfig = S3CredentialsConfig()
     request_timeout_seconds: float = Field(5.0, gt=0, le=120)
+    cycle_budget_seconds: float = Field(30.0, gt=0, le=600)
+    """Wall-clock budget for all S3/STS work of one cycle; what is left over is UNKNOWN."""
+    max_concurrency: int = Field(8, ge=1, le=32)
+    """S3 requests in flight at once when many artifacts are checked."""
 
 
 class SubscriptionsConfig(_Model):

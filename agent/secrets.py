@@ -22,8 +22,9 @@ SECRET_ENV_VARS = (
 
 _PATTERNS = [
     # PEM private keys of any flavour (PKCS#1, PKCS#8, encrypted, EC, OpenSSH).
-    re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)",
-               re.S),
+    re.compile(
+        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", re.S
+    ),
     # PIN attributes of a PKCS#11 URI (RFC 7512 section 2.3: pin-value, pin-source).
     re.compile(r"(?<=pin-value=)[^;&?\s]+", re.I),
     # key=value / "key": "value" pairs whose key names a secret.
@@ -40,7 +41,9 @@ def _secret_values(env: Mapping[str, str]) -> list[str]:
     return [v for k in SECRET_ENV_VARS if len(v := env.get(k, "")) >= 8]
 
 
-def scrub(text: str, extra_secrets: Iterable[str] = (), env: Mapping[str, str] | None = None) -> str:
+def scrub(
+    text: str, extra_secrets: Iterable[str] = (), env: Mapping[str, str] | None = None
+) -> str:
     """Replace every secret we can recognise in ``text`` with ``[REDACTED]``."""
     for value in [*_secret_values(os.environ if env is None else env), *extra_secrets]:
         if value:

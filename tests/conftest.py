@@ -18,7 +18,9 @@ def _shared_fixtures() -> Path:
     for c in candidates:
         if c.is_dir():
             return c
-    raise RuntimeError("shared/fixtures not found beside the checkout; set GGHEALTH_SHARED_FIXTURES")
+    raise RuntimeError(
+        "shared/fixtures not found beside the checkout; set GGHEALTH_SHARED_FIXTURES"
+    )
 
 
 SHARED_FIXTURES = _shared_fixtures()
@@ -26,5 +28,5 @@ SHARED_FIXTURES = _shared_fixtures()
 
 @pytest.fixture(scope="session")
 def shared_fixtures() -> Path:
-    """The directory of real-world Greengrass fixtures (nucleus configs, recipes, policies, roots)."""
+    """The real-world Greengrass fixtures: nucleus configs, recipes, policies, Amazon roots."""
     return SHARED_FIXTURES

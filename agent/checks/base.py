@@ -37,11 +37,7 @@ class CheckContext:
     @property
     def thing_name(self) -> str:
         """The thing name from the nucleus config, else the component environment."""
-        return (
-            self.greengrass.thing_name
-            or self.env.get("AWS_IOT_THING_NAME")
-            or "unknown-thing"
-        )
+        return self.greengrass.thing_name or self.env.get("AWS_IOT_THING_NAME") or "unknown-thing"
 
     def memoized(self, key: str, build: Callable[[], Any]) -> Any:
         """Compute ``build()`` once per cycle and share it between the checks of an area."""
@@ -53,7 +49,10 @@ class CheckContext:
 class Check(Protocol):
     """One check id: yields one result per target it examined."""
 
-    id: str
+    @property
+    def id(self) -> str:
+        """The public check id, e.g. ``certificate.validity``."""
+        ...
 
     def __call__(self, ctx: CheckContext) -> Iterable[CheckResult]:
         """Run the check; expected failures are results, not exceptions."""
@@ -71,7 +70,9 @@ class FunctionCheck:
         return self.run(ctx)
 
 
-def check(check_id: str) -> Callable[[Callable[[CheckContext], Iterable[CheckResult]]], FunctionCheck]:
+def check(
+    check_id: str,
+) -> Callable[[Callable[[CheckContext], Iterable[CheckResult]]], FunctionCheck]:
     """Decorator turning ``def f(ctx) -> Iterable[CheckResult]`` into a named Check."""
 
     def wrap(fn: Callable[[CheckContext], Iterable[CheckResult]]) -> FunctionCheck:

@@ -14,7 +14,7 @@ AREAS: dict[str, str | None] = {
     "certificate": "agent.checks.certificates",
     "subscription": None,
     "s3": None,
-    "agent": None,
+    "agent": "agent.checks.agent_health",
 }
 
 

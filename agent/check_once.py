@@ -1,0 +1,34 @@
+"""One check cycle from validated settings: the body of ``check`` and of each ``run`` cycle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from agent.checks.base import CheckContext
+from agent.checks.registry import AREAS, checks_for
+from agent.report import HealthReport
+from agent.runner import build_report
+from agent.settings import Settings
+
+
+def check_once(
+    settings: Settings,
+    only: Iterable[str] | None = None,
+    *,
+    cache: dict[str, Any] | None = None,
+    sequence: int = 0,
+    **context: Any,
+) -> HealthReport:
+    """Run the checks of ``only`` (default: every area) and return the report.
+
+    ``cache`` carries parsed-file caches from one cycle to the next in a running agent;
+    ``context`` overrides CheckContext fields (a pinned clock in tests).
+    """
+    ctx = CheckContext(
+        config=settings.config,
+        greengrass=settings.greengrass,
+        cache={} if cache is None else cache,
+        **context,
+    )
+    return build_report(checks_for(only or AREAS), ctx, sequence=sequence)

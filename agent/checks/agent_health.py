@@ -1,0 +1,37 @@
+"""``agent.publish``: how the last publish went (delivered, spooled with depth, or failing)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from agent.checks.base import Check, CheckContext, check, result
+from agent.report import CheckResult, Status
+from agent.transports.base import Delivery, PublishOutcome
+
+LAST_PUBLISH_KEY = "agent.last_publish"
+
+
+@check("agent.publish")
+def publish(ctx: CheckContext) -> Iterator[CheckResult]:
+    """Nothing before the first publish (``check`` never publishes)."""
+    outcome: PublishOutcome | None = ctx.cache.get(LAST_PUBLISH_KEY)
+    if outcome is None:
+        return
+    status = {
+        Delivery.DELIVERED: Status.OK,
+        Delivery.SPOOLED: Status.WARNING,
+        Delivery.FAILED: Status.CRITICAL,
+    }[outcome.delivery]
+    yield result(
+        "agent.publish",
+        status,
+        outcome.transport,
+        outcome.message,
+        outcome.remediation if status is not Status.OK else None,
+        delivery=outcome.delivery.value,
+        unauthorized=outcome.unauthorized,
+        **outcome.details,
+    )
+
+
+CHECKS: list[Check] = [publish]

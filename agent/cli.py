@@ -1,0 +1,187 @@
+"""The command line: ``check``, ``run``, ``schema`` and ``demo``. The only module that decides
+exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN or a usage/configuration error (Monitoring
+Plugins convention, https://www.monitoring-plugins.org/doc/guidelines.html#AEN78)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from agent import __version__
+from agent.errors import AgentError
+from agent.greengrass.root import DEFAULT_ROOT
+
+if TYPE_CHECKING:
+    from agent.settings import Settings
+
+EXIT_UNKNOWN = 3
+
+
+class UsageError(AgentError):
+    """The command line itself is wrong."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error, which would read as CRITICAL; we raise instead."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _areas(text: str) -> tuple[str, ...]:
+    from agent.checks.registry import AREAS
+
+    areas = tuple(dict.fromkeys(a.strip() for a in text.split(",") if a.strip()))
+    unknown = [a for a in areas if a not in AREAS]
+    if not areas or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown area {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"choose from {', '.join(AREAS)}"
+        )
+    return areas
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = _Parser(prog="gg-health-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        metavar="LEVEL",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log verbosity on stderr (default WARNING)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--greengrass-root",
+            type=Path,
+            default=DEFAULT_ROOT,
+            metavar="DIR",
+            help=f"Greengrass root or nucleus-lite config dir (default {DEFAULT_ROOT})",
+        )
+        p.add_argument("--config", type=Path, metavar="FILE", help="YAML or JSON config file")
+        p.add_argument(
+            "--only",
+            type=_areas,
+            metavar="AREA[,AREA]",
+            help="certificate, subscription, s3, agent",
+        )
+
+    check = sub.add_parser("check", help="run the checks once and print the report")
+    common(check)
+    check.add_argument("--format", choices=["text", "json"], default="text")
+
+    run = sub.add_parser("run", help="publish a report every interval until stopped")
+    common(run)
+    run.add_argument("--transport", choices=["ipc", "mqtt", "stdout", "file"])
+    run.add_argument("--interval", type=_positive_int, metavar="SECONDS")
+    run.add_argument("--once", action="store_true", help="one cycle, then exit")
+
+    sub.add_parser("schema", help="print the JSON Schema of the health report")
+
+    demo = sub.add_parser("demo", help="build a throwaway Greengrass root and check it")
+    demo.add_argument(
+        "--dir",
+        type=Path,
+        metavar="DIR",
+        help="where to build it (kept); default: a temporary directory",
+    )
+    return parser
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    flags: dict[str, Any] = {}
+    if getattr(args, "transport", None):
+        flags["transport"] = args.transport
+    if getattr(args, "interval", None):
+        flags["intervalSeconds"] = args.interval
+    return flags
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from agent.check_once import check_once
+    from agent.render import render_text
+    from agent.settings import load_settings
+
+    settings = load_settings(args.greengrass_root, args.config, _flags(args))
+    report = check_once(settings, args.only)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(report.to_dict(), separators=(",", ":")) + "\n")
+    else:
+        sys.stdout.write(render_text(report, colour=sys.stdout.isatty()))
+    return report.status.exit_code
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from agent.service import run_service
+    from agent.settings import load_settings
+
+    def reload(component_configuration: Mapping[str, Any] | None = None) -> Settings:
+        return load_settings(
+            args.greengrass_root, args.config, _flags(args), component_configuration
+        )
+
+    return run_service(reload(), args.only, once=args.once, reload=reload)
+
+
+def _cmd_schema(_args: argparse.Namespace) -> int:
+    from agent.report import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from agent.demo import run_demo
+
+    return run_demo(args.dir)
+
+
+COMMANDS = {"check": _cmd_check, "run": _cmd_run, "schema": _cmd_schema, "demo": _cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gg-health-agent`` console script."""
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        print(f"usage error: {exc}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    from agent.log import configure
+
+    configure(args.log_level)
+    try:
+        return COMMANDS[args.command](args)
+    except AgentError as exc:
+        from agent.secrets import scrub
+
+        print(f"gg-health-agent: {scrub(str(exc))}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    except KeyboardInterrupt:
+        return EXIT_UNKNOWN
+    except Exception as exc:  # last line of defence: a message, never a traceback
+        from agent.secrets import scrub
+
+        print(
+            f"gg-health-agent: internal error: {type(exc).__name__}: {scrub(str(exc))} "
+            "(please report this with the command you ran)",
+            file=sys.stderr,
+        )
+        return EXIT_UNKNOWN

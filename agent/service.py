@@ -1,0 +1,193 @@
+"""``gg-health-agent run``: the long-running agent.
+
+A worker thread runs the cycles (check, then publish); the main thread only waits for SIGTERM or
+SIGINT, then gives the cycle in flight a few seconds to finish its publish and exits 0 — the
+nucleus stops components with SIGTERM and kills them 5 s later
+(https://docs.aws.amazon.com/greengrass/v2/developerguide/component-recipe-reference.html).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from types import FrameType
+from typing import Any
+
+import structlog
+
+from agent.check_once import check_once
+from agent.checks.agent_health import LAST_PUBLISH_KEY
+from agent.config import AgentConfig, Transport
+from agent.errors import AgentError, ConfigError
+from agent.greengrass.ipc import IpcSession, running_under_greengrass
+from agent.scheduler import run_every
+from agent.settings import Settings
+from agent.transports.base import Delivery, Publisher, PublishOutcome
+
+log = structlog.get_logger(__name__)
+
+EXIT_OK = 0
+EXIT_CONFIG = 3
+EXIT_UNDELIVERED = 4
+SHUTDOWN_GRACE_S = 4.5
+
+Reload = Callable[[Mapping[str, Any] | None], Settings]
+
+
+def health_topic(config: AgentConfig, thing_name: str) -> str:
+    """The health topic with the recipe variable ``{iot:thingName}`` resolved."""
+    return config.health_topic.replace("{iot:thingName}", thing_name)
+
+
+def make_publisher(config: AgentConfig, thing_name: str, session: IpcSession | None) -> Publisher:
+    """The transport ``config.transport`` names; ConfigError when it cannot work here."""
+    if config.transport is Transport.STDOUT:
+        from agent.transports.stdout import StdoutPublisher
+
+        return StdoutPublisher()
+    if config.transport is Transport.FILE:
+        from agent.transports.file import FilePublisher
+
+        return FilePublisher(config.file.path, config.file.history_max_bytes)
+    if config.transport is Transport.IPC:
+        if session is None:
+            raise ConfigError(
+                "transport 'ipc' needs the Greengrass nucleus (the SVCUID and "
+                "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT variables it gives a "
+                "component); outside Greengrass use --transport stdout, file or mqtt"
+            )
+        from agent.transports.ipc import IpcPublisher
+
+        return IpcPublisher(session, health_topic(config, thing_name), config.component_name)
+    raise ConfigError(
+        f"transport '{config.transport.value}' is not available in this version; "
+        "use ipc, stdout or file"
+    )
+
+
+class Agent:
+    """The state that outlives a cycle: settings, transport, caches, sequence number."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        only: Iterable[str] | None,
+        reload: Reload,
+        session: IpcSession | None,
+        config_dirty: threading.Event,
+    ) -> None:
+        self.settings = settings
+        self.only = tuple(only) if only else None
+        self.reload = reload
+        self.session = session
+        self.cache: dict[str, Any] = {}
+        self.sequence = 0
+        self.config_dirty = config_dirty
+        self.publisher = make_publisher(settings.config, self._thing(settings), session)
+
+    @staticmethod
+    def _thing(settings: Settings) -> str:
+        return settings.greengrass.thing_name or os.environ.get(
+            "AWS_IOT_THING_NAME", "unknown-thing"
+        )
+
+    def apply_configuration_update(self) -> None:
+        """Re-read the configuration; a bad update is logged and the last good one kept."""
+        self.config_dirty.clear()
+        try:
+            ipc_config = self.session.get_configuration() if self.session else None
+            settings = self.reload(ipc_config)
+            publisher = make_publisher(settings.config, self._thing(settings), self.session)
+        except AgentError as exc:
+            log.error(
+                "configuration_update_rejected",
+                error=str(exc),
+                keeping="the last good configuration",
+            )
+            return
+        old, self.settings, self.publisher = self.publisher, settings, publisher
+        old.close()
+        log.info(
+            "configuration_updated",
+            interval_s=settings.config.interval_seconds,
+            transport=settings.config.transport.value,
+        )
+
+    def cycle(self) -> PublishOutcome:
+        """Check, publish, remember how the publish went for the next report."""
+        if self.config_dirty.is_set():
+            self.apply_configuration_update()
+        self.sequence += 1
+        report = check_once(self.settings, self.only, cache=self.cache, sequence=self.sequence)
+        outcome = self.publisher.publish(report)
+        self.cache[LAST_PUBLISH_KEY] = outcome
+        log.info(
+            "cycle_done",
+            sequence=self.sequence,
+            status=report.status.value,
+            delivery=outcome.delivery.value,
+            duration_ms=report.duration_ms,
+        )
+        return outcome
+
+    def close(self) -> None:
+        """Release the transport and the nucleus connection."""
+        self.publisher.close()
+        if self.session is not None:
+            self.session.close()
+
+
+def run_service(
+    settings: Settings, only: Iterable[str] | None, *, once: bool, reload: Reload
+) -> int:
+    """Run until SIGTERM/SIGINT (or one cycle with ``once``); returns the exit status."""
+    # Set from the IPC stream thread; read by the cycle thread before its next cycle.
+    config_dirty = threading.Event()
+    session = (
+        IpcSession(on_configuration_update=config_dirty.set)
+        if running_under_greengrass(os.environ)
+        else None
+    )
+    if session is not None:
+        try:
+            settings = reload(session.get_configuration())
+        except AgentError as exc:
+            log.warning(
+                "ipc_configuration_unavailable",
+                error=str(exc),
+                using="the configuration in effectiveConfig.yaml",
+            )
+    agent = Agent(settings, only, reload, session, config_dirty)
+    try:
+        if once:
+            outcome = agent.cycle()
+            return EXIT_OK if outcome.delivery is not Delivery.FAILED else EXIT_UNDELIVERED
+        return _run_until_signalled(agent)
+    finally:
+        agent.close()
+
+
+def _run_until_signalled(agent: Agent) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    worker = threading.Thread(
+        target=run_every,
+        args=(agent.cycle, lambda: float(agent.settings.config.interval_seconds), stop),
+        name="gghealth-cycles",
+        daemon=True,  # a cycle stuck past the grace period must not keep the process alive
+    )
+    worker.start()
+    while not stop.wait(3600):
+        if not worker.is_alive():  # a crash in the loop itself: stop rather than run headless
+            log.error("cycle_loop_died")
+            return EXIT_CONFIG
+    worker.join(SHUTDOWN_GRACE_S)
+    return EXIT_OK

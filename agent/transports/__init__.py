@@ -1,0 +1,1 @@
+"""Where reports go: one Publisher interface, one module per transport, chosen by ``transport``."""
