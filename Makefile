@@ -34,3 +34,14 @@ lint: install
 
 clean:
 	rm -rf $(VENV) build dist greengrass-build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# make package [BUCKET=my-bucket] [PLATFORM=manylinux2014_aarch64|native] [VERSION=x.y.z]
+package: install
+	$(BIN)/python scripts/package.py --bucket $(or $(BUCKET),BUCKET_NAME) \
+	  $(if $(PLATFORM),--platform $(PLATFORM),) $(if $(VERSION),--version $(VERSION),)
+
+# Local deployment on a core device with the Greengrass CLI (documented; not run in tests).
+deploy-local: package
+	sudo /greengrass/v2/bin/greengrass-cli deployment create \
+	  --recipeDir greengrass-build/recipes --artifactDir greengrass-build/artifacts \
+	  --merge "gghealth.HealthAgent=$$($(BIN)/python -c 'import agent; print(agent.__version__)')"
