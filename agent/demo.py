@@ -250,7 +250,7 @@ def run_demo(directory: Path | None) -> int:
         out.write(f"Demo Greengrass root: {root}{'' if keep else ' (removed afterwards)'}\n")
         out.write(
             "Planted findings: a group-readable private key, a client certificate that\n"
-            "expires in 12 days, an RSA-1024 client key, a catch-all IPC policy and a\n"
+            "expires within two weeks, an RSA-1024 client key, a catch-all IPC policy and a\n"
             "bridge of '#' to AWS IoT Core.\n\n"
         )
         out.write(render_text(report, colour=out.isatty()))
