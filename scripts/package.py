@@ -3,8 +3,8 @@
 
     greengrass-build/recipes/<name>-<version>.yaml          the recipe, placeholders filled in
     greengrass-build/artifacts/<name>/<version>/gghealth.zip
-        gghealth/gg_health_agent-<version>-py3-none-any.whl
-        gghealth/wheels/*.whl                                with --platform: offline install
+        gg_health_agent-<version>-py3-none-any.whl
+        wheels/*.whl                                         with --platform: offline install
 
 ``gdk component build`` runs this through gdk-config.json (build_system "custom").
 """
@@ -40,7 +40,9 @@ class _NoAliasDumper(yaml.SafeDumper):
 
 def _literal_multiline(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
     # Lifecycle scripts stay readable as YAML block scalars.
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
+    return dumper.represent_scalar(
+        "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None
+    )
 
 
 _NoAliasDumper.add_representer(str, _literal_multiline)
@@ -61,8 +63,9 @@ def fill(node: Any, values: dict[str, str]) -> Any:
 def build_recipe(name: str, version: str, author: str, bucket: str) -> dict[str, Any]:
     """The recipe template with its placeholders and artifact URI resolved."""
     template = yaml.safe_load((REPO / "recipes" / "recipe.yaml").read_text())
-    recipe = fill(template, {"COMPONENT_NAME": name, "COMPONENT_VERSION": version,
-                             "COMPONENT_AUTHOR": author})
+    recipe = fill(
+        template, {"COMPONENT_NAME": name, "COMPONENT_VERSION": version, "COMPONENT_AUTHOR": author}
+    )
     uri = f"s3://{bucket}/{name}/{version}/{ARTIFACT}"
     for manifest in recipe["Manifests"]:
         for artifact in manifest.get("Artifacts", []):
@@ -72,12 +75,21 @@ def build_recipe(name: str, version: str, author: str, bucket: str) -> dict[str,
 
 def pip(*args: str) -> None:
     """Run pip of this interpreter, quietly, failing loudly."""
-    subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args], check=True
+    )
 
 
-def build(out: Path, *, name: str, version: str, author: str, bucket: str,
-          platform: str | None, python_version: str) -> Path:
+def build(
+    out: Path,
+    *,
+    name: str,
+    version: str,
+    author: str,
+    bucket: str,
+    platform: str | None,
+    python_version: str,
+) -> Path:
     """Write greengrass-build/ and return the artifact zip."""
     recipes_dir = out / "recipes"
     artifact_dir = out / "artifacts" / name / version
@@ -89,19 +101,32 @@ def build(out: Path, *, name: str, version: str, author: str, bucket: str,
         pip("wheel", "--no-deps", "-w", str(stage), str(REPO))
         if platform:
             wheels = stage / "wheels"
-            target = [] if platform == "native" else [
-                "--platform", platform, "--python-version", python_version,
-                "--implementation", "cp", "--only-binary=:all:"]
+            target = (
+                []
+                if platform == "native"
+                else [
+                    "--platform",
+                    platform,
+                    "--python-version",
+                    python_version,
+                    "--implementation",
+                    "cp",
+                    "--only-binary=:all:",
+                ]
+            )
             (wheel,) = stage.glob("*.whl")
             pip("download", "-d", str(wheels), *target, str(wheel))
         zip_path = artifact_dir / ARTIFACT
         with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
             for f in sorted(stage.rglob("*")):
                 if f.is_file():
-                    zf.write(f, f.relative_to(stage.parent).as_posix())
+                    # The nucleus unarchives gghealth.zip into {artifacts:decompressedPath}/gghealth/,
+                    # so entries sit at the top level of the zip.
+                    zf.write(f, f.relative_to(stage).as_posix())
     recipe = build_recipe(name, version, author, bucket)
     (recipes_dir / f"{name}-{version}.yaml").write_text(
-        yaml.dump(recipe, Dumper=_NoAliasDumper, sort_keys=False, width=100))
+        yaml.dump(recipe, Dumper=_NoAliasDumper, sort_keys=False, width=100)
+    )
     return zip_path
 
 
@@ -112,15 +137,25 @@ def main() -> int:
     p.add_argument("--name", default=DEFAULT_COMPONENT_NAME)
     p.add_argument("--version", default=__version__)
     p.add_argument("--author", default="gg-health-agent maintainers")
-    p.add_argument("--bucket", default="BUCKET_NAME",
-                   help="S3 bucket the artifact will be uploaded to")
-    p.add_argument("--platform", help="bundle dependency wheels for this pip platform tag "
-                   "(e.g. manylinux2014_aarch64 for a Raspberry Pi 4 on 64-bit OS) or 'native'")
+    p.add_argument(
+        "--bucket", default="BUCKET_NAME", help="S3 bucket the artifact will be uploaded to"
+    )
+    p.add_argument(
+        "--platform",
+        help="bundle dependency wheels for this pip platform tag "
+        "(e.g. manylinux2014_aarch64 for a Raspberry Pi 4 on 64-bit OS) or 'native'",
+    )
     p.add_argument("--python-version", default="3.11", help="target Python for --platform")
     args = p.parse_args()
-    zip_path = build(args.out, name=args.name, version=args.version, author=args.author,
-                     bucket=args.bucket, platform=args.platform,
-                     python_version=args.python_version)
+    zip_path = build(
+        args.out,
+        name=args.name,
+        version=args.version,
+        author=args.author,
+        bucket=args.bucket,
+        platform=args.platform,
+        python_version=args.python_version,
+    )
     print(f"recipe:   {args.out / 'recipes' / f'{args.name}-{args.version}.yaml'}")
     print(f"artifact: {zip_path} ({zip_path.stat().st_size} bytes)")
     return 0
