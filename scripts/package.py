@@ -120,8 +120,8 @@ def build(
         with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
             for f in sorted(stage.rglob("*")):
                 if f.is_file():
-                    # The nucleus unarchives gghealth.zip into {artifacts:decompressedPath}/gghealth/,
-                    # so entries sit at the top level of the zip.
+                    # The nucleus unarchives gghealth.zip into
+                    # {artifacts:decompressedPath}/gghealth/: entries go at the top level.
                     zf.write(f, f.relative_to(stage).as_posix())
     recipe = build_recipe(name, version, author, bucket)
     (recipes_dir / f"{name}-{version}.yaml").write_text(

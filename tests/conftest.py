@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# The nucleus stand-in's fixtures (``nucleus``, ``nucleus_dir``, ``ipc_connect``) for every test.
+pytest_plugins = ["tests.nucleus.fixtures"]
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -23,7 +23,6 @@ import yaml
 
 from agent.demo import THING, build_demo_root
 from tests.conftest import REPO
-from tests.nucleus.fixtures import nucleus, nucleus_dir  # noqa: F401 (pytest fixtures)
 from tests.nucleus.standin import NucleusStandIn
 
 NAME = "gghealth.HealthAgent"
@@ -95,7 +94,7 @@ def test_recipe_is_least_privilege_and_names_its_artifact(package: Path) -> None
 def test_install_and_run_as_the_nucleus_would(
     package: Path,
     nucleus: NucleusStandIn,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     from agent import __version__
 

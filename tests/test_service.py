@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from agent.demo import THING, build_demo_root
-from tests.nucleus.fixtures import nucleus, nucleus_dir  # noqa: F401 (pytest fixtures)
 from tests.nucleus.standin import NucleusStandIn
 
 COMPONENT = "gghealth.HealthAgent"
@@ -75,7 +74,7 @@ class Agent:
 
 
 @pytest.fixture
-def agent_proc(gg_root: Path, nucleus: NucleusStandIn) -> Iterator[Agent]:  # noqa: F811
+def agent_proc(gg_root: Path, nucleus: NucleusStandIn) -> Iterator[Agent]:
     nucleus.set_configuration(COMPONENT, _config())
     agent = Agent(gg_root, nucleus)
     yield agent
@@ -88,7 +87,7 @@ def _reports(stand_in: NucleusStandIn) -> list[dict[str, Any]]:
 
 def test_publishes_at_the_interval_and_reports_running(
     agent_proc: Agent,
-    nucleus: NucleusStandIn,  # noqa: F811
+    nucleus: NucleusStandIn,
 ) -> None:
     assert nucleus.wait_for(lambda: len(_reports(nucleus)) >= 3, WAIT_S)
     reports = _reports(nucleus)
@@ -105,7 +104,7 @@ def test_publishes_at_the_interval_and_reports_running(
 
 def test_configuration_update_applies_without_restart(
     agent_proc: Agent,
-    nucleus: NucleusStandIn,  # noqa: F811
+    nucleus: NucleusStandIn,
 ) -> None:
     assert nucleus.wait_for(lambda: len(_reports(nucleus)) >= 1, WAIT_S)
 
@@ -136,7 +135,7 @@ def test_configuration_update_applies_without_restart(
 
 def test_survives_the_socket_being_dropped_and_the_nucleus_restarting(
     agent_proc: Agent,
-    nucleus: NucleusStandIn,  # noqa: F811
+    nucleus: NucleusStandIn,
 ) -> None:
     assert nucleus.wait_for(lambda: len(_reports(nucleus)) >= 1, WAIT_S)
     nucleus.drop_connections()
@@ -158,7 +157,7 @@ def test_survives_the_socket_being_dropped_and_the_nucleus_restarting(
 
 def test_unauthorized_publish_becomes_a_critical_agent_publish(
     gg_root: Path,
-    nucleus: NucleusStandIn,  # noqa: F811
+    nucleus: NucleusStandIn,
 ) -> None:
     refused = []
 
@@ -184,7 +183,7 @@ def test_unauthorized_publish_becomes_a_critical_agent_publish(
 
 def test_sigterm_exits_0_even_mid_interval(
     gg_root: Path,
-    nucleus: NucleusStandIn,  # noqa: F811
+    nucleus: NucleusStandIn,
 ) -> None:
     nucleus.set_configuration(COMPONENT, _config(intervalSeconds=3600))
     agent = Agent(gg_root, nucleus)
