@@ -1,0 +1,249 @@
+"""The X.509 identity audit: the six ``certificate.*`` checks of the SPEC catalogue.
+
+Files are read and parsed once per cycle (the inventory is shared through ``ctx.memo``), their
+facts cached across cycles in ``ctx.cache``, and unchanged results reused; the checks below
+only pick targets and turn facts into results (see :mod:`agent.x509`). Validity is re-judged
+every cycle from the cached dates, because the clock moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from agent.checks.base import CheckContext, check
+from agent.report import CheckResult, Status
+from agent.x509 import files as reasons
+from agent.x509.chain import device_cert_findings, root_ca_findings
+from agent.x509.inventory import Inventory, Role, Sources, collect
+from agent.x509.parse import PemCertificates, PrivateKeyFacts
+from agent.x509.perms import Verdict, directories_of, directory_verdict, file_verdict
+from agent.x509.quality import describe_key
+from agent.x509.results import (
+    ResultMemo,
+    combine,
+    key_quality_result,
+    readable_result,
+    validity_phase,
+    validity_result,
+)
+
+MEMO_KEY = "certificate.inventory"
+CACHE_KEY = "certificate.files"
+
+
+def _sources(ctx: CheckContext) -> Sources:
+    gg = ctx.greengrass
+    certs = ctx.config.certificates
+    return Sources(
+        device_cert=gg.path("certificateFilePath"),
+        private_key=gg.path("privateKeyPath"),
+        # A component gets the nucleus's rootCaPath in GG_ROOT_CA_PATH:
+        # https://docs.aws.amazon.com/greengrass/v2/developerguide/component-environment-variables.html
+        root_ca=gg.path("rootCaPath") or ctx.env.get("GG_ROOT_CA_PATH") or None,
+        ca_bundle=str(certs.ca_bundle) if certs.ca_bundle is not None else None,
+        extra_paths=tuple(str(p) for p in certs.extra_paths),
+    )
+
+
+def inventory(ctx: CheckContext) -> Inventory:
+    """The files of this cycle, read and parsed once and shared by every certificate check."""
+
+    def build() -> Inventory:
+        inv, cache = collect(_sources(ctx), ctx.cache.get(CACHE_KEY))
+        ctx.cache[CACHE_KEY] = cache
+        return inv
+
+    found: Inventory = ctx.memoized(MEMO_KEY, build)
+    return found
+
+
+@check("certificate.readable")
+def readable(ctx: CheckContext) -> Iterable[CheckResult]:
+    """Every configured file exists, is a regular file <= 1 MiB and parses as expected."""
+    inv = inventory(ctx)
+    out = [
+        CheckResult(
+            "certificate.readable",
+            Status.UNKNOWN,
+            u.setting,
+            u.message,
+            {"reason": reasons.NOT_CONFIGURED},
+            u.remediation,
+        )
+        for u in inv.unconfigured
+    ]
+    memo = ResultMemo(ctx.cache, "certificate.readable.results")
+    for entry in inv.entries:
+        key, token = (entry.path, entry.role), (entry.outcome, ctx.privileged)
+        out.append(
+            memo.get(key, token) or memo.put(key, token, readable_result(entry, ctx.privileged))
+        )
+    return out
+
+
+@check("certificate.validity")
+def validity(ctx: CheckContext) -> Iterable[CheckResult]:
+    """Days left of every certificate against ``certificates.warnDays``/``criticalDays``."""
+    now = ctx.clock().timestamp()
+    warn, crit = ctx.config.certificates.warn_days, ctx.config.certificates.critical_days
+    memo = ResultMemo(ctx.cache, "certificate.validity.results")
+    out: list[CheckResult] = []
+    for entry in inventory(ctx).entries:
+        pem = entry.outcome
+        if not isinstance(pem, PemCertificates):
+            continue
+        multi = len(pem.certs) > 1
+        for index, c in enumerate(pem.certs):
+            days_left, phase = validity_phase(c, now)
+            key, token = (entry.path, entry.role, index), (pem, days_left, phase, warn, crit)
+            out.append(
+                memo.get(key, token)
+                or memo.put(
+                    key,
+                    token,
+                    validity_result(entry, index, c, multi, days_left, phase, warn, crit),
+                )
+            )
+    return out
+
+
+@check("certificate.key_quality")
+def key_quality(ctx: CheckContext) -> Iterable[CheckResult]:
+    """Key size, curve, exponent, ROCA fingerprint and signature hash of every certificate."""
+    memo = ResultMemo(ctx.cache, "certificate.key_quality.results")
+    out: list[CheckResult] = []
+    for entry in inventory(ctx).entries:
+        pem = entry.outcome
+        if not isinstance(pem, PemCertificates):
+            continue
+        multi = len(pem.certs) > 1
+        for index, c in enumerate(pem.certs):
+            key = (entry.path, entry.role, index)
+            out.append(
+                memo.get(key, pem) or memo.put(key, pem, key_quality_result(entry, index, c, multi))
+            )
+    return out
+
+
+@check("certificate.key_match")
+def key_match(ctx: CheckContext) -> Iterable[CheckResult]:
+    """The private key is the one the device certificate was issued for."""
+    inv = inventory(ctx)
+    cert = inv.device_cert
+    cid = "certificate.key_match"
+    if cert is None:
+        return []
+    if inv.pkcs11_key is not None:
+        return [
+            CheckResult(
+                cid,
+                Status.UNKNOWN,
+                cert.path,
+                "private key is on a PKCS#11 token; comparing it is not supported yet",
+                {"reason": "pkcs11_not_supported_yet", "key_uri": inv.pkcs11_key},
+                "compare the token's public key with the certificate by hand "
+                "(p11tool --export-pubkey) until the agent supports PKCS#11",
+            )
+        ]
+    if not isinstance(cert.outcome, PemCertificates):
+        return [
+            CheckResult(
+                cid,
+                Status.UNKNOWN,
+                cert.path,
+                "cannot compare: the device certificate is unreadable (see certificate.readable)",
+                {"reason": "certificate_unreadable"},
+                "fix the device certificate first",
+            )
+        ]
+    key = inv.private_key
+    if key is None or not isinstance(key.outcome, PrivateKeyFacts):
+        return [
+            CheckResult(
+                cid,
+                Status.UNKNOWN,
+                cert.path,
+                "cannot compare: the private key is unreadable or not configured "
+                "(see certificate.readable)",
+                {"reason": "key_unreadable"},
+                "fix the private key first",
+            )
+        ]
+    leaf, facts = cert.outcome.certs[0], key.outcome
+    details = {
+        "key_path": key.path,
+        "certificate_spki_sha256": leaf.spki_sha256.hex(),
+        "key_spki_sha256": facts.spki_sha256.hex(),
+    }
+    if leaf.spki_sha256 == facts.spki_sha256:
+        return [
+            CheckResult(
+                cid,
+                Status.OK,
+                cert.path,
+                f"private key {key.path} matches the certificate ({describe_key(leaf)})",
+                details,
+            )
+        ]
+    return [
+        CheckResult(
+            cid,
+            Status.CRITICAL,
+            cert.path,
+            f"private key {key.path} ({facts.algorithm} {facts.bits}-bit) does not match the "
+            f"certificate's public key ({describe_key(leaf)}): the TLS handshake will fail",
+            {**details, "reason": "mismatch"},
+            "point system.privateKeyPath at the key the certificate was issued for, or issue a new "
+            "certificate for this key",
+        )
+    ]
+
+
+@check("certificate.chain")
+def chain(ctx: CheckContext) -> Iterable[CheckResult]:
+    """Root CA bundle holds CA certs incl. an Amazon root; device cert is a client leaf."""
+    inv = inventory(ctx)
+    # mqtt.endpoint defaults to the nucleus iotDataEndpoint (SPEC, Configuration).
+    endpoint = ctx.config.mqtt.endpoint or ctx.greengrass.iot_data_endpoint
+    out: list[CheckResult] = []
+    if inv.root_ca is not None and isinstance(inv.root_ca.outcome, PemCertificates):
+        out.append(
+            combine("certificate.chain", inv.root_ca.path, *root_ca_findings(inv.root_ca, endpoint))
+        )
+    if inv.device_cert is not None:
+        findings = device_cert_findings(inv.device_cert, inv.ca_bundle, ctx.clock())
+        out.append(combine("certificate.chain", inv.device_cert.path, *findings))
+    return out
+
+
+@check("certificate.permissions")
+def permissions(ctx: CheckContext) -> Iterable[CheckResult]:
+    """Modes of the key, the certificates and the directories holding them."""
+    inv = inventory(ctx)
+    is_key: dict[str, bool] = {}
+    for entry in (inv.device_cert, inv.private_key, inv.root_ca, inv.ca_bundle):
+        if entry is not None:
+            is_key[entry.path] = is_key.get(entry.path, False) or entry.role == Role.PRIVATE_KEY
+    verdicts: list[Verdict] = []
+    holders: dict[str, list[str]] = {}
+    for path, private in is_key.items():
+        verdict = file_verdict(path, private_key=private)
+        if verdict is None:
+            continue
+        verdicts.append(verdict)
+        for directory in directories_of(path):
+            holders.setdefault(directory, []).append(path)
+    for directory, dependants in holders.items():
+        verdict = directory_verdict(directory, dependants)
+        if verdict is not None:
+            verdicts.append(verdict)
+    return [
+        CheckResult(
+            "certificate.permissions", v.status, v.target, v.message, v.details, v.remediation
+        )
+        for v in verdicts
+    ]
+
+
+CHECKS = [readable, validity, key_quality, key_match, chain, permissions]
+"""The certificate area, in catalogue order."""

@@ -1,0 +1,234 @@
+"""The certificate files of one cycle: which files play which role, each parsed once.
+
+Parsed outcomes are cached across cycles keyed by path, kind and the file's stamp
+(device, inode, size, mtime, ctime), so an unchanged file costs one ``stat`` per cycle.
+The cache is rebuilt every cycle from the entries still in use, so it never outgrows the
+current set of files.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.x509.files import (
+    MAX_PEM_BYTES,
+    TOO_LARGE,
+    Problem,
+    check_regular,
+    peek,
+    read_bounded,
+    stamp_of,
+    stat_file,
+)
+from agent.x509.parse import (
+    CERT_MARKER,
+    PemCertificates,
+    PrivateKeyFacts,
+    parse_certificates,
+    parse_private_key,
+)
+from agent.x509.walk import walk_files
+
+_PEEK_BYTES = 64 * 1024
+_PIN_ATTRIBUTE = re.compile(r"[;?&]?pin-(?:value|source)=[^;?&]*", re.IGNORECASE)
+
+
+class Role(str, enum.Enum):
+    """What a file is for."""
+
+    DEVICE_CERT = "device_cert"
+    PRIVATE_KEY = "private_key"
+    ROOT_CA = "root_ca"
+    CA_BUNDLE = "ca_bundle"
+    EXTRA = "extra"
+
+
+class _Ignored:
+    """A directory member without any certificate in it (not reported)."""
+
+
+IGNORED = _Ignored()
+Outcome = PemCertificates | PrivateKeyFacts | Problem
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One file of the inventory and what reading it gave."""
+
+    path: str
+    """The path as configured or found (the result target)."""
+    role: Role
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Unconfigured:
+    """A system setting the audit needs that is not set at all."""
+
+    setting: str
+    """e.g. ``system.rootCaPath``."""
+    message: str
+    remediation: str
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where the identity files are, as the configuration names them."""
+
+    device_cert: str | None
+    private_key: str | None
+    """A path or a ``pkcs11:`` URI."""
+    root_ca: str | None
+    ca_bundle: str | None = None
+    extra_paths: tuple[str, ...] = ()
+
+
+@dataclass
+class Inventory:
+    """Every file of the cycle, plus the settings that were missing."""
+
+    entries: list[FileEntry] = field(default_factory=list)
+    unconfigured: list[Unconfigured] = field(default_factory=list)
+    device_cert: FileEntry | None = None
+    private_key: FileEntry | None = None
+    root_ca: FileEntry | None = None
+    ca_bundle: FileEntry | None = None
+    pkcs11_key: str | None = None
+    """The ``pkcs11:`` key URI with any PIN attribute removed."""
+
+
+class FileCache:
+    """Outcomes of the previous cycle, and those used in this one (which become the next)."""
+
+    def __init__(self, previous: dict[Any, Any] | None) -> None:
+        self._previous = previous if previous is not None else {}
+        self.current: dict[Any, Any] = {}
+
+    def get(self, key: tuple[str, str], stamp: tuple[int, ...]) -> Any:
+        """The cached outcome for this exact file version, else None."""
+        hit = self._previous.get(key)
+        if hit is not None and hit[0] == stamp:
+            self.current[key] = hit
+            return hit[1]
+        return None
+
+    def put(self, key: tuple[str, str], stamp: tuple[int, ...], outcome: Any) -> None:
+        """Remember an outcome for this file version."""
+        self.current[key] = (stamp, outcome)
+
+
+def redact_pkcs11(uri: str) -> str:
+    """A ``pkcs11:`` URI (RFC 7512) without ``pin-value``/``pin-source`` attributes."""
+    return _PIN_ATTRIBUTE.sub("", uri)
+
+
+def collect(sources: Sources, previous: dict[Any, Any] | None) -> tuple[Inventory, dict[Any, Any]]:
+    """Read and parse every configured file; returns the inventory and the next cache."""
+    cache = FileCache(previous)
+    inv = Inventory()
+    seen: set[str] = set()
+
+    def add(path: str, role: Role, kind: str) -> FileEntry:
+        entry = FileEntry(path, role, load(path, kind, cache))
+        inv.entries.append(entry)
+        seen.add(path)
+        return entry
+
+    if sources.device_cert is None:
+        inv.unconfigured.append(_unset("certificateFilePath", "the device certificate"))
+    else:
+        inv.device_cert = add(sources.device_cert, Role.DEVICE_CERT, "cert+objects")
+    if sources.private_key is None:
+        inv.unconfigured.append(_unset("privateKeyPath", "the device private key"))
+    elif sources.private_key.lower().startswith("pkcs11:"):
+        inv.pkcs11_key = redact_pkcs11(sources.private_key)
+    else:
+        inv.private_key = add(sources.private_key, Role.PRIVATE_KEY, "key")
+    if sources.root_ca is None:
+        inv.unconfigured.append(
+            _unset("rootCaPath", "the root CA bundle (nor is GG_ROOT_CA_PATH set)")
+        )
+    else:
+        inv.root_ca = add(sources.root_ca, Role.ROOT_CA, "cert")
+    if sources.ca_bundle is not None:
+        inv.ca_bundle = (
+            add(sources.ca_bundle, Role.CA_BUNDLE, "cert+objects")
+            if sources.ca_bundle not in seen
+            else FileEntry(
+                sources.ca_bundle, Role.CA_BUNDLE, load(sources.ca_bundle, "cert+objects", cache)
+            )
+        )
+    for extra in sources.extra_paths:
+        if extra in seen:
+            continue
+        if os.path.isdir(extra):
+            for path, st in walk_files(extra):
+                if path in seen:
+                    continue
+                outcome = st if isinstance(st, Problem) else load_member(path, st, cache)
+                if not isinstance(outcome, _Ignored):
+                    inv.entries.append(FileEntry(path, Role.EXTRA, outcome))
+                    seen.add(path)
+        else:
+            add(extra, Role.EXTRA, "cert")
+    return inv, cache.current
+
+
+def load(path: str, kind: str, cache: FileCache) -> Outcome:
+    """The outcome of one explicitly named file (``cert``, ``cert+objects`` or ``key``)."""
+    st = stat_file(path)
+    if isinstance(st, Problem):
+        return st
+    key = (path, kind)
+    hit = cache.get(key, stamp_of(st))
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    read = read_bounded(path)
+    if isinstance(read, Problem):
+        return read  # not cached: depends on privileges, and is cheap to find again
+    data, opened = read
+    outcome: Outcome
+    if kind == "key":
+        outcome = parse_private_key(data)
+    else:
+        outcome = parse_certificates(data, keep_objects=kind == "cert+objects")
+    cache.put(key, stamp_of(opened), outcome)
+    return outcome
+
+
+def load_member(path: str, st: os.stat_result, cache: FileCache) -> Outcome | _Ignored:
+    """A file found in a directory: reported only if it holds a certificate."""
+    key = (path, "member")
+    stamp = stamp_of(st)
+    hit = cache.get(key, stamp)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    checked = check_regular(st)
+    outcome: Outcome | _Ignored
+    if isinstance(checked, Problem):
+        # Only a too-large file that starts like a certificate store is worth reporting.
+        if checked.reason == TOO_LARGE and CERT_MARKER in peek(path, _PEEK_BYTES):
+            outcome = checked
+        else:
+            outcome = IGNORED
+        cache.put(key, stamp, outcome)
+        return outcome
+    read = read_bounded(path, MAX_PEM_BYTES)
+    if isinstance(read, Problem):
+        return read
+    data, opened = read
+    outcome = parse_certificates(data) if CERT_MARKER in data else IGNORED
+    cache.put(key, stamp_of(opened), outcome)
+    return outcome
+
+
+def _unset(key: str, what: str) -> Unconfigured:
+    return Unconfigured(
+        setting=f"system.{key}",
+        message=f"{key} is not set in the Greengrass configuration: {what} cannot be audited",
+        remediation=f"set system.{key} in the nucleus configuration (effectiveConfig.yaml)",
+    )

@@ -1,0 +1,228 @@
+"""PEM certificates and private keys parsed into small frozen facts.
+
+Only what verdicts need is kept (dates, key facts, flags), so a cache of 10,000 parsed
+certificates stays small; the ``cryptography`` objects themselves are kept only on request
+(the device certificate and a CA bundle, which path validation needs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
+from agent.x509.files import (
+    BAD_PEM,
+    ENCRYPTED_KEY,
+    NO_CERTIFICATE_FOUND,
+    UNSUPPORTED_KEY_TYPE,
+    Problem,
+)
+from agent.x509.roca import is_roca_modulus
+
+CERT_MARKER = b"-----BEGIN CERTIFICATE-----"
+_LEGACY_CERT_MARKER = b"-----BEGIN X509 CERTIFICATE-----"
+_PEM_MARKER = b"-----BEGIN "
+_RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFacts:
+    """The public key of a certificate, as key-quality verdicts need it."""
+
+    algorithm: str
+    """``RSA``, ``EC``, ``Ed25519``, ``Ed448``, ``DSA`` or the library's class name."""
+    bits: int
+    """Key size in bits (0 when meaningless)."""
+    curve: str | None = None
+    """EC curve name as ``cryptography`` spells it, e.g. ``secp256r1``."""
+    exponent: int | None = None
+    """RSA public exponent."""
+    roca: bool = False
+    """The RSA modulus carries the Infineon RSALib (ROCA) fingerprint."""
+
+
+@dataclass(frozen=True, slots=True)
+class CertFacts:
+    """One certificate of a PEM file."""
+
+    subject: str
+    """RFC 4514 subject."""
+    self_issued: bool
+    """Issuer equals subject: a root (its own signature is not relied on)."""
+    not_before: float
+    """POSIX timestamp of notBefore."""
+    not_after: float
+    """POSIX timestamp of notAfter."""
+    not_before_text: str
+    """notBefore, RFC 3339 with ``Z``."""
+    not_after_text: str
+    """notAfter, RFC 3339 with ``Z``."""
+    is_ca: bool
+    """basicConstraints present with cA=TRUE."""
+    eku: frozenset[str] | None
+    """Dotted OIDs of extendedKeyUsage; None when the extension is absent."""
+    signature_hash: str | None
+    """Hash of the issuer's signature (``sha256``, ``sha1``...); None for EdDSA or unknown."""
+    key: KeyFacts
+    """The subject public key."""
+    spki_sha256: bytes
+    """SHA-256 of the DER SubjectPublicKeyInfo (key match, trust-anchor identity)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PemCertificates:
+    """Every certificate of one PEM file, in file order."""
+
+    certs: tuple[CertFacts, ...]
+    objects: tuple[x509.Certificate, ...] = ()
+    """The parsed certificates, when asked for (path validation); else empty."""
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateKeyFacts:
+    """A private key file, reduced to what is safe to keep: its public half's identity."""
+
+    algorithm: str
+    """``RSA`` or ``EC``."""
+    bits: int
+    spki_sha256: bytes
+    """SHA-256 of the DER SubjectPublicKeyInfo of the matching public key."""
+
+
+def spki_sha256(public_key: object) -> bytes:
+    """SHA-256 of the DER SubjectPublicKeyInfo of a ``cryptography`` public key."""
+    der = public_key.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).digest()
+
+
+def parse_certificates(data: bytes, *, keep_objects: bool = False) -> PemCertificates | Problem:
+    """Every CERTIFICATE block of a PEM file (CRLF or LF, text around blocks allowed)."""
+    if CERT_MARKER not in data and _LEGACY_CERT_MARKER not in data:
+        return _no_certificate(data)
+    try:
+        with warnings.catch_warnings():
+            # e.g. the zero serial of Starfield Services Root G2: parse it, do not spam stderr.
+            warnings.simplefilter("ignore")
+            objects = x509.load_pem_x509_certificates(data)
+            facts = tuple(cert_facts(c) for c in objects)
+    except ValueError as exc:
+        return Problem(BAD_PEM, f"has a CERTIFICATE block that does not parse: {_short(exc)}")
+    return PemCertificates(facts, tuple(objects) if keep_objects else ())
+
+
+def cert_facts(cert: x509.Certificate) -> CertFacts:
+    """The facts of one parsed certificate."""
+    subject_name = cert.subject
+    subject = subject_name.rfc4514_string()
+    not_before = cert.not_valid_before_utc
+    not_after = cert.not_valid_after_utc
+    public_key = cert.public_key()
+    is_ca = False
+    eku: frozenset[str] | None = None
+    for ext in cert.extensions:
+        value = ext.value
+        if isinstance(value, x509.BasicConstraints):
+            is_ca = value.ca
+        elif isinstance(value, x509.ExtendedKeyUsage):
+            eku = frozenset(oid.dotted_string for oid in value)
+    try:
+        sig = cert.signature_hash_algorithm
+        signature_hash = sig.name if sig is not None else None
+    except UnsupportedAlgorithm:
+        signature_hash = None
+    return CertFacts(
+        subject=subject,
+        self_issued=cert.issuer == subject_name,
+        not_before=not_before.timestamp(),
+        not_after=not_after.timestamp(),
+        not_before_text=not_before.strftime(_RFC3339),
+        not_after_text=not_after.strftime(_RFC3339),
+        is_ca=is_ca,
+        eku=eku,
+        signature_hash=signature_hash,
+        key=key_facts(public_key),
+        spki_sha256=spki_sha256(public_key),
+    )
+
+
+def key_facts(public_key: object) -> KeyFacts:
+    """Algorithm, size and weakness flags of a public key."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        numbers = public_key.public_numbers()
+        return KeyFacts(
+            "RSA", public_key.key_size, exponent=numbers.e, roca=is_roca_modulus(numbers.n)
+        )
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return KeyFacts("EC", public_key.key_size, curve=public_key.curve.name)
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return KeyFacts("Ed25519", 256)
+    if isinstance(public_key, ed448.Ed448PublicKey):
+        return KeyFacts("Ed448", 456)
+    if isinstance(public_key, dsa.DSAPublicKey):
+        return KeyFacts("DSA", public_key.key_size)
+    return KeyFacts(type(public_key).__name__, 0)
+
+
+def parse_private_key(data: bytes) -> PrivateKeyFacts | Problem:
+    """An unencrypted RSA or EC private key (PKCS#8, PKCS#1 or SEC1 PEM).
+
+    Greengrass reads the key without a passphrase, so an encrypted key is a defect. The key
+    object is dropped at once: only the hash of its public half is returned.
+    """
+    if b"-----BEGIN ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data:
+        # PKCS#8 EncryptedPrivateKeyInfo (RFC 5958) or legacy OpenSSL PEM encryption.
+        return _encrypted()
+    if b"PRIVATE KEY-----" not in data:
+        if _PEM_MARKER in data:
+            return Problem(BAD_PEM, "holds no PRIVATE KEY block")
+        return Problem(BAD_PEM, "is not PEM (no -----BEGIN line)")
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:  # "Password was not given but private key is encrypted"
+        return _encrypted()
+    except UnsupportedAlgorithm as exc:
+        return Problem(
+            UNSUPPORTED_KEY_TYPE, f"holds a key type this library cannot use: {_short(exc)}"
+        )
+    except ValueError as exc:
+        return Problem(BAD_PEM, f"has a PRIVATE KEY block that does not parse: {_short(exc)}")
+    if isinstance(key, rsa.RSAPrivateKey):
+        algorithm = "RSA"
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        algorithm = "EC"
+    else:
+        name = type(key).__name__.removesuffix("PrivateKey").lstrip("_")
+        return Problem(
+            UNSUPPORTED_KEY_TYPE,
+            f"holds a {name} key; Greengrass and AWS IoT use RSA or EC (P-256/P-384/P-521) keys",
+        )
+    return PrivateKeyFacts(algorithm, key.key_size, spki_sha256(key.public_key()))
+
+
+def _encrypted() -> Problem:
+    return Problem(
+        ENCRYPTED_KEY, "is passphrase-encrypted; the nucleus cannot read an encrypted key"
+    )
+
+
+def _no_certificate(data: bytes) -> Problem:
+    if _PEM_MARKER in data:
+        return Problem(NO_CERTIFICATE_FOUND, "holds PEM blocks but no CERTIFICATE")
+    if not data.strip():
+        return Problem(BAD_PEM, "is empty")
+    if data[:1] == b"\x30":
+        return Problem(BAD_PEM, "looks like DER; Greengrass expects PEM")
+    return Problem(BAD_PEM, "is not PEM (no -----BEGIN line)")
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text.split(" See https://", 1)[0].split(". See https://", 1)[0][:200]

@@ -1,0 +1,221 @@
+"""Facts to results for the per-file and per-certificate checks, reusing last cycle's result
+objects whenever their inputs are unchanged.
+
+With 10,000 certificates a cycle yields 30,000 results; building them is most of the cost of
+an unchanged re-check, and a result's inputs rarely change (validity only when the day count
+does). Reused results are shared between cycles and must not be mutated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from typing import Any
+
+from agent.report import CheckResult, Status, worst
+from agent.x509 import files as reasons
+from agent.x509.finding import Finding
+from agent.x509.inventory import FileEntry, Role
+from agent.x509.parse import CertFacts, PemCertificates, PrivateKeyFacts
+from agent.x509.quality import describe_key, key_findings
+from agent.x509.walk import TOO_MANY_FILES
+
+_DAY = 86400.0
+PRIVILEGE_HINT = (
+    "give the component RequiresPrivilege: true in its recipe so the agent can audit root-only "
+    "files (https://docs.aws.amazon.com/greengrass/v2/developerguide/component-recipe-reference.html)"
+)
+SETTING = {
+    Role.DEVICE_CERT: "system.certificateFilePath",
+    Role.PRIVATE_KEY: "system.privateKeyPath",
+    Role.ROOT_CA: "system.rootCaPath",
+    Role.CA_BUNDLE: "certificates.caBundle",
+    Role.EXTRA: "certificates.extraPaths",
+}
+_FIX = {
+    reasons.NOT_FOUND: "restore the file or correct {setting}",
+    reasons.BROKEN_SYMLINK: "repoint the symlink at the real file or correct {setting}",
+    reasons.NOT_A_FILE: "point {setting} at a PEM file",
+    reasons.TOO_LARGE: "point {setting} at the PEM file itself (certificate files are a few KiB)",
+    reasons.BAD_PEM: "replace it with a valid PEM file (DER converts with "
+    "`openssl x509 -inform DER -in FILE -out FILE.pem`)",
+    reasons.NO_CERTIFICATE_FOUND: "put the PEM certificate(s) in it; check that {setting} does "
+    "not name a key or a CSR",
+    reasons.ENCRYPTED_KEY: "store the key unencrypted with mode 600 "
+    "(`openssl pkey -in KEY -out KEY.new`), or move it into an HSM and use PKCS#11",
+    reasons.UNSUPPORTED_KEY_TYPE: "use an RSA (>= 2048 bits) or EC P-256/P-384 key",
+    reasons.PERMISSION_DENIED: "fix the ownership, ACL or security policy that blocks the agent",
+    reasons.IO_ERROR: "check the storage holding the file",
+    TOO_MANY_FILES: "list narrower directories in {setting}",
+}
+_UNKNOWN_REASONS = frozenset({reasons.IO_ERROR, TOO_MANY_FILES})
+
+
+class ResultMemo:
+    """Last cycle's results by key, reused when their token (inputs) is unchanged.
+
+    Tokens are compared with ``==``; a token holding the cached parse outcome compares by
+    identity first, which is what makes a hit cheap.
+    """
+
+    def __init__(self, store: dict[str, Any], name: str) -> None:
+        self._previous: dict[Hashable, tuple[Any, CheckResult]] = store.get(name) or {}
+        self._current: dict[Hashable, tuple[Any, CheckResult]] = {}
+        store[name] = self._current
+
+    def get(self, key: Hashable, token: Any) -> CheckResult | None:
+        """The reusable result, or None."""
+        hit = self._previous.get(key)
+        if hit is not None and (hit[0] is token or hit[0] == token):
+            self._current[key] = hit
+            return hit[1]
+        return None
+
+    def put(self, key: Hashable, token: Any, made: CheckResult) -> CheckResult:
+        """Remember ``made`` for the next cycle and return it."""
+        self._current[key] = (token, made)
+        return made
+
+
+def readable_result(entry: FileEntry, privileged: bool) -> CheckResult:
+    """``certificate.readable`` for one file."""
+    o = entry.outcome
+    cid = "certificate.readable"
+    role = entry.role.value
+    if isinstance(o, PemCertificates):
+        n = len(o.certs)
+        return CheckResult(
+            cid,
+            Status.OK,
+            entry.path,
+            f"readable: {n} certificate{'s' if n != 1 else ''}",
+            {"role": role, "certificates": n},
+        )
+    if isinstance(o, PrivateKeyFacts):
+        return CheckResult(
+            cid,
+            Status.OK,
+            entry.path,
+            f"readable: {o.algorithm} {o.bits}-bit private key",
+            {"role": role, "key_type": o.algorithm, "key_bits": o.bits},
+        )
+    details = {"reason": o.reason, "role": role}
+    if o.reason == reasons.PERMISSION_DENIED and not privileged:
+        # Not a proven defect: root-only is how Greengrass installs the key (SPEC).
+        return CheckResult(
+            cid,
+            Status.UNKNOWN,
+            entry.path,
+            f"is root-only ({o.message}) and the agent runs unprivileged",
+            details,
+            PRIVILEGE_HINT,
+        )
+    status = Status.UNKNOWN if o.reason in _UNKNOWN_REASONS else Status.CRITICAL
+    fix = _FIX.get(o.reason, "correct {setting}").format(setting=SETTING[entry.role])
+    return CheckResult(cid, status, entry.path, o.message, details, fix)
+
+
+def validity_phase(c: CertFacts, now: float) -> tuple[int, int]:
+    """(whole days left, -1 not yet valid / 0 valid / 1 expired): all a verdict depends on."""
+    days_left = math.floor((c.not_after - now) / _DAY)
+    phase = -1 if now < c.not_before else (1 if now > c.not_after else 0)
+    return days_left, phase
+
+
+def validity_result(
+    entry: FileEntry,
+    index: int,
+    c: CertFacts,
+    multi: bool,
+    days_left: int,
+    phase: int,
+    warn_days: int,
+    critical_days: int,
+) -> CheckResult:
+    """``certificate.validity`` for one certificate."""
+    date = c.not_after_text[:10]
+    details: dict[str, Any] = {
+        "days_left": days_left,
+        "not_after": c.not_after_text,
+        "not_before": c.not_before_text,
+    }
+    if multi:
+        details["index"] = index
+        details["subject"] = c.subject
+    if phase == 0 and days_left >= warn_days:
+        return CheckResult(
+            "certificate.validity",
+            Status.OK,
+            entry.path,
+            f"valid for {days_left} more days (until {date})",
+            details,
+        )
+    what = _what(entry.role, c.subject)
+    status = Status.CRITICAL
+    if phase < 0:
+        reason = "not_yet_valid"
+        message = f"not valid before {c.not_before_text[:10]} (clock wrong or issued early)"
+        fix = f"check the device clock (NTP), or replace {what} with one valid now"
+    elif phase > 0:
+        reason = "expired"
+        ago = -days_left - 1  # whole days since notAfter
+        message = (
+            f"expired {ago} day{'s' if ago != 1 else ''} ago ({date})"
+            if ago
+            else f"expired on {date}"
+        )
+        fix = f"replace {what} now: it expired on {date}"
+    else:
+        status = Status.CRITICAL if days_left < critical_days else Status.WARNING
+        reason = "expires_soon"
+        message = f"expires in {days_left} day{'s' if days_left != 1 else ''} ({date})"
+        fix = f"rotate {what} before {date}"
+    details["reason"] = reason
+    return CheckResult("certificate.validity", status, entry.path, message, details, fix)
+
+
+def key_quality_result(entry: FileEntry, index: int, c: CertFacts, multi: bool) -> CheckResult:
+    """``certificate.key_quality`` for one certificate."""
+    details: dict[str, Any] = {
+        "key_type": c.key.algorithm,
+        "key_bits": c.key.bits,
+        "signature_hash": c.signature_hash,
+    }
+    if c.key.curve is not None:
+        details["curve"] = c.key.curve
+    if multi:
+        details["index"] = index
+        details["subject"] = c.subject
+    findings = key_findings(c)
+    if not findings:
+        sig = f", {c.signature_hash} signature" if c.signature_hash else ""
+        return CheckResult(
+            "certificate.key_quality", Status.OK, entry.path, f"{describe_key(c)} key{sig}", details
+        )
+    return combine("certificate.key_quality", entry.path, findings, "", details)
+
+
+def combine(
+    check_id: str, target: str, findings: list[Finding], ok_message: str, details: dict[str, Any]
+) -> CheckResult:
+    """One result per target: the worst finding sets the status, all problems the message."""
+    bad = [f for f in findings if f.status is not Status.OK]
+    if not bad:
+        return CheckResult(check_id, Status.OK, target, ok_message, details)
+    top = max(bad, key=lambda f: f.status.severity)
+    return CheckResult(
+        check_id,
+        worst(f.status for f in bad),
+        target,
+        "; ".join(f.message for f in bad),
+        {**details, "reason": top.reason, "reasons": [f.reason for f in bad]},
+        " ".join(dict.fromkeys(f.remediation for f in bad if f.remediation)),
+    )
+
+
+def _what(role: Role, subject: str) -> str:
+    if role == Role.DEVICE_CERT:
+        return "the device certificate"
+    if role == Role.ROOT_CA:
+        return "the root CA bundle (https://www.amazontrust.com/repository/)"
+    return f"the certificate {subject!r}"

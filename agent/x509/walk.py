@@ -1,0 +1,81 @@
+"""Recursive listing of the regular files under an ``certificates.extraPaths`` directory.
+
+``os.scandir`` keeps it to one ``getdents`` per directory plus one ``stat`` per file (needed for
+the cache stamp anyway). Directory symlinks are not followed (no loops, no escaping the tree);
+file symlinks are, and a dangling one is reported.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+
+from agent.x509.files import BROKEN_SYMLINK, PERMISSION_DENIED, Problem, os_problem
+
+MAX_DEPTH = 32
+"""Deeper directories are not listed (a certificate store is a few levels deep)."""
+MAX_FILES = 200_000
+"""Listing stops here; a later result says the tree was cut short."""
+TOO_MANY_FILES = "too_many_files"
+
+
+def walk_files(
+    top: str, max_files: int = MAX_FILES
+) -> Iterator[tuple[str, os.stat_result | Problem]]:
+    """Yield (path, stat after symlinks) of every regular file under ``top``, sorted by name.
+
+    Unlistable directories and dangling symlinks are yielded with a Problem instead.
+    """
+    stack: list[tuple[str, int]] = [(top, 0)]
+    count = 0
+    while stack:
+        directory, depth = stack.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except PermissionError:
+            yield (
+                directory,
+                Problem(PERMISSION_DENIED, "directory cannot be listed: permission denied"),
+            )
+            continue
+        except OSError as exc:
+            yield directory, os_problem(exc)
+            continue
+        subdirs: list[str] = []
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if depth < MAX_DEPTH:
+                        subdirs.append(entry.path)
+                    continue
+                st = entry.stat()  # follows a file symlink
+            except FileNotFoundError:
+                if entry.is_symlink():
+                    yield entry.path, _dangling(entry.path)
+                continue
+            except OSError as exc:
+                yield entry.path, os_problem(exc)
+                continue
+            if stat.S_ISREG(st.st_mode):
+                count += 1
+                if count > max_files:
+                    yield (
+                        top,
+                        Problem(
+                            TOO_MANY_FILES,
+                            f"holds more than {max_files} files; the rest were not checked",
+                        ),
+                    )
+                    return
+                yield entry.path, st
+        stack.extend((d, depth + 1) for d in reversed(subdirs))
+
+
+def _dangling(path: str) -> Problem:
+    try:
+        dest = os.readlink(path)
+    except OSError:
+        dest = "?"
+    return Problem(BROKEN_SYMLINK, f"is a symlink to {dest}, which does not exist")
