@@ -189,7 +189,7 @@ def build_demo_root(root: Path, now: datetime | None = None) -> Path:
                     f"{AGENT}:mqttproxy:1",
                     "aws.greengrass.ipc.mqttproxy",
                     ["aws.greengrass#PublishToIoTCore"],
-                    ["dt/gghealth/{iot:thingName}/health"],
+                    ["dt/gghealth/+/health"],  # as recipes/recipe.yaml grants it
                 ),
             },
         },
@@ -250,8 +250,9 @@ def run_demo(directory: Path | None) -> int:
         out.write(f"Demo Greengrass root: {root}{'' if keep else ' (removed afterwards)'}\n")
         out.write(
             "Planted findings: a group-readable private key, a client certificate that\n"
-            "expires within two weeks, an RSA-1024 client key, a catch-all IPC policy and a\n"
-            "bridge of '#' to AWS IoT Core.\n\n"
+            "expires within two weeks, an RSA-1024 client key, a catch-all IPC policy, an IPC\n"
+            "policy that relies on {iot:thingName} without interpolation, and a bridge of '#'\n"
+            "to AWS IoT Core.\n\n"
         )
         out.write(render_text(report, colour=out.isatty()))
         if keep:

@@ -12,8 +12,8 @@ from agent.checks.base import Check
 # area is accepted by --only and contributes no results rather than placeholders).
 AREAS: dict[str, str | None] = {
     "certificate": "agent.checks.certificates",
-    "subscription": None,
-    "s3": None,
+    "subscription": "agent.checks.subscriptions",
+    "s3": "agent.checks.s3",
     "agent": "agent.checks.agent_health",
 }
 

@@ -1,0 +1,353 @@
+"""The ``subscription`` area: who may publish and subscribe what on this core device.
+
+``subscription.publish_authorized``, ``subscription.policy_lint``, ``subscription.bridge``,
+``subscription.legacy_router`` and ``subscription.iot_policy`` of the SPEC catalogue; the rules
+live in ``agent.subscriptions``, this module turns a Greengrass root into their inputs.
+``subscription.probe`` needs an MQTT connection and lives with the MQTT transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.checks.base import CheckContext, check, result
+from agent.config import Transport
+from agent.report import CheckResult, Status
+from agent.secrets import scrub
+from agent.subscriptions.authorization import (
+    AccessControlIndex,
+    grant_snippet,
+    index_access_control,
+    index_services,
+    is_authorized,
+)
+from agent.subscriptions.bridge import BRIDGE_COMPONENT, audit_bridge
+from agent.subscriptions.iot_audit import DeviceFacts, audit_policies
+from agent.subscriptions.iot_policy import IotPolicy, PolicyError
+from agent.subscriptions.iot_sources import load_policy_file, policy_files, stat_key
+from agent.subscriptions.ipc_lint import lint_access_control
+from agent.subscriptions.ipc_resources import THING_NAME_VARIABLE
+from agent.subscriptions.ipc_services import MQTT_PROXY, PUBLISH_TO_IOT_CORE
+from agent.subscriptions.legacy_router import ROUTER_COMPONENT, audit_router
+from agent.subscriptions.topics import aws_iot_limit_problem
+from agent.yamlio import InputError
+
+PUBLISH = "subscription.publish_authorized"
+LINT = "subscription.policy_lint"
+BRIDGE = "subscription.bridge"
+ROUTER = "subscription.legacy_router"
+IOT_POLICY = "subscription.iot_policy"
+
+
+def _index(ctx: CheckContext) -> AccessControlIndex:
+    index: AccessControlIndex = ctx.memoized(
+        "subscription.access_control", lambda: index_services(ctx.greengrass.services)
+    )
+    return index
+
+
+def interpolates_configuration(ctx: CheckContext) -> bool:
+    """Whether the nucleus replaces recipe variables such as ``{iot:thingName}`` in configuration.
+
+    Java nucleus: only with ``interpolateComponentConfiguration: true`` (v2.6.0+). Nucleus lite
+    is given the benefit of the doubt.
+    """
+    if ctx.greengrass.lite:
+        return True
+    value = ctx.greengrass.nucleus.get("interpolateComponentConfiguration")
+    return value is True or str(value).strip().lower() == "true"
+
+
+def _thing_name(ctx: CheckContext) -> str | None:
+    return ctx.greengrass.thing_name or ctx.env.get("AWS_IOT_THING_NAME") or None
+
+
+def health_topic(ctx: CheckContext) -> str:
+    """The health topic with ``{iot:thingName}`` resolved."""
+    return ctx.config.health_topic.replace(THING_NAME_VARIABLE, ctx.thing_name)
+
+
+@check(PUBLISH)
+def publish_authorized(ctx: CheckContext) -> Iterable[CheckResult]:
+    """The agent's own accessControl lets it publish its report through IPC."""
+    if ctx.config.transport is not Transport.IPC:
+        return []
+    topic = health_topic(ctx)
+    component = ctx.config.component_name
+    too_long = aws_iot_limit_problem(topic)
+    if too_long:
+        # The template passed validation; the thing name made it too long for AWS IoT Core.
+        return [
+            result(
+                PUBLISH,
+                Status.CRITICAL,
+                topic,
+                f"the health topic {too_long}, so AWS IoT Core rejects every report",
+                "shorten healthTopic (<= 256 bytes and 7 slashes once {iot:thingName} is "
+                "replaced by the thing name)",
+                reason="topic_limit",
+                component=component,
+            )
+        ]
+    index = _index(ctx)
+    if component not in ctx.greengrass.services and ctx.config.access_control:
+        index = index_access_control({component: ctx.config.access_control})
+    dropped = [p for p in index.problems if p.component == component and p.scope == "component"]
+    thing = ctx.thing_name if interpolates_configuration(ctx) else None
+    decision = is_authorized(index, component, MQTT_PROXY, PUBLISH_TO_IOT_CORE, topic, thing)
+    if decision.allowed:
+        return [
+            result(
+                PUBLISH,
+                Status.OK,
+                topic,
+                f"{component}: {decision.reason}",
+                component=component,
+                policy_id=decision.policy_id,
+                resource=decision.resource_pattern,
+            )
+        ]
+    snippet = grant_snippet(component, MQTT_PROXY, PUBLISH_TO_IOT_CORE, topic)
+    if dropped:
+        message = (
+            f"the nucleus ignores every accessControl policy of {component} "
+            f"({dropped[0].message}), so publishing the report is refused"
+        )
+        fix = f"fix the accessControl of {component}; it must grant {snippet}"
+        reason = "access_control_rejected"
+    elif (
+        thing is None
+        and is_authorized(
+            index, component, MQTT_PROXY, PUBLISH_TO_IOT_CORE, topic, ctx.thing_name
+        ).allowed
+    ):
+        message = (
+            f"{component} is granted '{topic}' only through {THING_NAME_VARIABLE}, which "
+            "this nucleus does not interpolate (interpolateComponentConfiguration is off), "
+            "so it matches the text literally and publishing is refused"
+        )
+        fix = (
+            "set interpolateComponentConfiguration: true in the aws.greengrass.Nucleus "
+            f"configuration (v2.6.0+) and redeploy {component}, or grant the topic with the "
+            f"thing name written out: {snippet}"
+        )
+        reason = "thing_name_not_interpolated"
+    else:
+        message = f"{decision.reason}: the nucleus refuses to publish the health report"
+        fix = (
+            f"add to the configuration of {component} (recipe DefaultConfiguration or a "
+            f"deployment configuration merge): {snippet}"
+        )
+        reason = "not_granted"
+    return [
+        result(
+            PUBLISH,
+            Status.CRITICAL,
+            topic,
+            message,
+            fix,
+            component=component,
+            service=MQTT_PROXY,
+            operation=PUBLISH_TO_IOT_CORE,
+            reason=reason,
+        )
+    ]
+
+
+@check(LINT)
+def policy_lint(ctx: CheckContext) -> Iterable[CheckResult]:
+    """Every component's accessControl: rejected, ignored or over-broad policies."""
+    verdicts = lint_access_control(_index(ctx), interpolates=interpolates_configuration(ctx))
+    return [v.to_result(LINT) for v in verdicts]
+
+
+@check(BRIDGE)
+def bridge(ctx: CheckContext) -> Iterable[CheckResult]:
+    """The MQTT bridge's topic mappings (nothing when the bridge is not deployed)."""
+    if BRIDGE_COMPONENT not in ctx.greengrass.services:
+        return []
+    verdicts = audit_bridge(ctx.greengrass.service_configuration(BRIDGE_COMPONENT))
+    return [v.to_result(BRIDGE) for v in verdicts]
+
+
+@check(ROUTER)
+def legacy_router(ctx: CheckContext) -> Iterable[CheckResult]:
+    """The legacy subscription router's subscriptions (nothing when it is not deployed)."""
+    services = ctx.greengrass.services
+    entry = services.get(ROUTER_COMPONENT)
+    if not isinstance(entry, Mapping):
+        return []
+    version = entry.get("version")
+    verdicts = audit_router(
+        ctx.greengrass.service_configuration(ROUTER_COMPONENT),
+        services,
+        None if version is None else str(version),
+    )
+    return [v.to_result(ROUTER) for v in verdicts]
+
+
+@check(IOT_POLICY)
+def iot_policy(ctx: CheckContext) -> Iterable[CheckResult]:
+    """The device certificate's AWS IoT policies, when a file or AWS IoT provides them."""
+    settings = ctx.config.subscriptions
+    if settings.iot_policy_file is not None:
+        path = settings.iot_policy_file
+        try:
+            policies = _file_policies(ctx, path)
+        except (InputError, PolicyError) as exc:
+            return [
+                result(
+                    IOT_POLICY,
+                    Status.UNKNOWN,
+                    str(path),
+                    f"cannot read the IoT policy: {exc}",
+                    "point subscriptions.iotPolicyFile at the policy JSON (a document, a "
+                    "GetPolicy response, or a directory of them) readable by the agent",
+                    reason="unreadable_policy",
+                )
+            ]
+        return iot_policy_results(ctx, policies)
+    if settings.fetch_iot_policy:
+        return fetch_iot_policies(ctx)
+    return []
+
+
+FETCH_TTL_SECONDS = 3600
+"""Attached policies change rarely; fetching them once an hour keeps the steady state cheap."""
+
+
+def fetch_iot_policies(ctx: CheckContext) -> list[CheckResult]:
+    """``subscriptions.fetchIotPolicy``: the policies AWS IoT has attached to the certificate."""
+    from agent.aws.errors import AwsError, ErrorKind
+    from agent.aws.http import HttpClient
+    from agent.subscriptions.iot_fetch import Fetched, fetch_policies
+
+    now = ctx.clock()
+    cached = ctx.cache.get("subscription.iot_policy_fetch")
+    if cached is not None and 0 <= (now - cached[0]).total_seconds() < FETCH_TTL_SECONDS:
+        fetched: Fetched = cached[1]
+        return iot_policy_results(ctx, fetched.policies, fetched.account)
+    try:
+        fetched = fetch_policies(
+            config=ctx.config.s3,
+            greengrass=ctx.greengrass,
+            env=ctx.env,
+            thing_name=ctx.thing_name,
+            now=now,
+            http=ctx.cache.setdefault("s3.http", HttpClient()),
+        )
+    except (AwsError, PolicyError) as exc:
+        kind = exc.kind if isinstance(exc, AwsError) else None
+        denied = kind is ErrorKind.ACCESS_DENIED
+        fix = (
+            "allow sts:GetCallerIdentity, iot:ListAttachedPolicies on the certificate ARN and "
+            "iot:GetPolicy to the credentials the agent uses, or give the policy as a file with "
+            "subscriptions.iotPolicyFile"
+            if denied or kind is None
+            else (
+                exc.remediation
+                if isinstance(exc, AwsError) and exc.remediation
+                else "check the network path and credentials, or give the policy as a file with "
+                "subscriptions.iotPolicyFile"
+            )
+        )
+        message = scrub(f"cannot fetch the certificate's IoT policies: {exc}", env=ctx.env)
+        return [
+            result(
+                IOT_POLICY,
+                Status.UNKNOWN,
+                "AWS IoT",
+                message,
+                fix,
+                reason=kind.value if kind else "bad_policy",
+            )
+        ]
+    if not fetched.policies:
+        return [
+            result(
+                IOT_POLICY,
+                Status.CRITICAL,
+                "AWS IoT",
+                "no IoT policy is attached to the device certificate, so AWS IoT refuses "
+                "every action of this core device",
+                "attach the Greengrass core device policy to the certificate "
+                "(aws iot attach-policy --target <certificate ARN>)",
+                reason="no_policy_attached",
+                account=fetched.account,
+            )
+        ]
+    ctx.cache["subscription.iot_policy_fetch"] = (now, fetched)
+    return iot_policy_results(ctx, fetched.policies, fetched.account)
+
+
+def _file_policies(ctx: CheckContext, path: Path) -> list[IotPolicy]:
+    files = policy_files(path)
+    key = tuple(stat_key(f) for f in files)
+    cached = ctx.cache.get("subscription.iot_policy_file")
+    if cached is not None and cached[0] == (path, files, key) and None not in key:
+        return cached[1]  # type: ignore[no-any-return]
+    policies = [p for f in files for p in load_policy_file(f)]
+    ctx.cache["subscription.iot_policy_file"] = ((path, files, key), policies)
+    return policies
+
+
+def iot_policy_results(
+    ctx: CheckContext, policies: Sequence[IotPolicy], account: str | None = None
+) -> list[CheckResult]:
+    """The ``subscription.iot_policy`` results for policies however they were obtained.
+
+    ``account`` is the AWS account id when known (AWS IoT tells it; a file may not).
+    """
+    thing = _thing_name(ctx)
+    if thing is None:
+        return [
+            result(
+                IOT_POLICY,
+                Status.UNKNOWN,
+                ", ".join(p.name for p in policies),
+                "the thing name is unknown, so the policy cannot be evaluated for it",
+                "set system.thingName in the Greengrass configuration or run the agent "
+                "as a component (AWS_IOT_THING_NAME)",
+                reason="thing_name_unknown",
+            )
+        ]
+    region, arn_account = _arn_region_account(policies)
+    publishes = ctx.config.transport in (Transport.IPC, Transport.MQTT)
+    client_ids: tuple[str, ...] = ()
+    if ctx.config.transport is Transport.MQTT:
+        client_ids = (ctx.config.mqtt.client_id or thing,)
+    facts = DeviceFacts(
+        thing_name=thing,
+        region=ctx.greengrass.region or ctx.env.get("AWS_REGION") or region,
+        account=account or arn_account,
+        role_alias=_text(ctx.greengrass.nucleus.get("iotRoleAlias")),
+        nucleus_version=_text(_entry(ctx, ctx.greengrass.nucleus_name).get("version")),
+        publish_topics=(health_topic(ctx),) if publishes else (),
+        client_ids=client_ids,
+        required_topics=tuple(
+            t.replace(THING_NAME_VARIABLE, thing) for t in ctx.config.subscriptions.required_topics
+        ),
+    )
+    return [v.to_result(IOT_POLICY) for v in audit_policies(policies, facts)]
+
+
+def _arn_region_account(policies: Sequence[IotPolicy]) -> tuple[str | None, str | None]:
+    for policy in policies:
+        parts = (policy.arn or "").split(":")
+        if len(parts) >= 6 and parts[0] == "arn":
+            return parts[3] or None, parts[4] or None
+    return None, None
+
+
+def _entry(ctx: CheckContext, name: str) -> Mapping[str, Any]:
+    entry = ctx.greengrass.services.get(name)
+    return entry if isinstance(entry, Mapping) else {}
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or isinstance(value, (Mapping, list)) else (str(value) or None)
+
+
+CHECKS = [publish_authorized, policy_lint, bridge, legacy_router, iot_policy]
