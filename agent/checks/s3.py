@@ -1,0 +1,244 @@
+"""The ``s3.*`` checks: can the token exchange (service) role reach what the device needs in S3?
+
+One audit per cycle does all the AWS work (memoised in ``ctx.memo``) within the cycle budget,
+and each check reports its part, so ``s3.credentials`` can also report credentials that S3
+rejected later. Verdicts (SPEC, check catalogue): AccessDenied and NoSuchBucket/NoSuchKey are
+CRITICAL (for an artifact: the next deployment of that component fails with "Failed to
+download artifact"), another region is WARNING, rejected credentials are CRITICAL on
+``s3.credentials``, and no answer (refused, DNS, timeout, 5xx, throttling) is UNKNOWN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from agent.aws.endpoints import resolve_region, valid_bucket_name
+from agent.aws.errors import AwsError, ErrorKind
+from agent.aws.http import HttpClient
+from agent.aws.probe_verdicts import probe_result
+from agent.aws.probes import locate, probe_artifact, probe_bucket
+from agent.aws.s3 import S3
+from agent.aws.session import AwsSession, Budget, resolve_credentials
+from agent.aws.sts import CallerIdentity, get_caller_identity
+from agent.aws.verdicts import (
+    blocked,
+    credentials_failed,
+    credentials_ok,
+    identity_result,
+    recipe_problem_result,
+    scrub_results,
+    unknown_from,
+)
+from agent.checks.base import CheckContext, check, result
+from agent.greengrass.recipes import Artifact, find_deployed_artifacts
+from agent.report import CheckResult, Status
+
+log = structlog.get_logger(__name__)
+
+CREDENTIALS, IDENTITY, BUCKET, ARTIFACT = (
+    "s3.credentials",
+    "s3.identity",
+    "s3.bucket",
+    "s3.artifact",
+)
+
+
+@dataclass
+class Audit:
+    """The results of one cycle's S3 audit, by check id."""
+
+    results: dict[str, list[CheckResult]] = field(
+        default_factory=lambda: {CREDENTIALS: [], IDENTITY: [], BUCKET: [], ARTIFACT: []}
+    )
+
+
+def _audit(ctx: CheckContext) -> Audit:
+    audit: Audit = ctx.memoized("s3.audit", lambda: run_audit(ctx))
+    return audit
+
+
+@check(CREDENTIALS)
+def check_credentials(ctx: CheckContext) -> Iterable[CheckResult]:
+    """Credentials obtainable from the configured source and accepted by AWS."""
+    return _audit(ctx).results[CREDENTIALS]
+
+
+@check(IDENTITY)
+def check_identity(ctx: CheckContext) -> Iterable[CheckResult]:
+    """STS GetCallerIdentity, compared with ``s3.expectedRole``."""
+    return _audit(ctx).results[IDENTITY]
+
+
+@check(BUCKET)
+def check_buckets(ctx: CheckContext) -> Iterable[CheckResult]:
+    """Read and/or write access to every bucket of ``s3.buckets``."""
+    return _audit(ctx).results[BUCKET]
+
+
+@check(ARTIFACT)
+def check_artifacts(ctx: CheckContext) -> Iterable[CheckResult]:
+    """Every ``s3://`` artifact of the component versions deployed now."""
+    return _audit(ctx).results[ARTIFACT]
+
+
+CHECKS = [check_credentials, check_identity, check_buckets, check_artifacts]
+
+
+def run_audit(ctx: CheckContext) -> Audit:
+    """All S3/STS work of one cycle, bounded by ``s3.cycleBudgetSeconds``."""
+    cfg = ctx.config.s3
+    audit = Audit()
+    out = audit.results
+    artifacts: list[Artifact] = []
+    if cfg.check_artifacts:
+        deployed = find_deployed_artifacts(
+            ctx.greengrass, ctx.cache, ignore=[ctx.config.component_name]
+        )
+        out[ARTIFACT].extend(recipe_problem_result(p) for p in deployed.problems)
+        artifacts = deployed.with_scheme("s3")
+        if not artifacts and not deployed.problems:
+            out[ARTIFACT].append(
+                result(
+                    ARTIFACT,
+                    Status.OK,
+                    "deployed recipes",
+                    f"no deployed component has s3:// artifacts "
+                    f"({len(deployed.components)} recipes read)",
+                    recipes_read=len(deployed.components),
+                )
+            )
+    budget = Budget(cfg.cycle_budget_seconds, cfg.request_timeout_seconds)
+    # One client per running agent: idle keep-alive connections carry over between cycles.
+    http = ctx.cache.get("s3.http")
+    if not isinstance(http, HttpClient):
+        http = ctx.cache["s3.http"] = HttpClient()
+    region, region_origin = resolve_region(ctx.greengrass.region, ctx.env)
+    secrets: tuple[str, ...] = ()
+    try:
+        creds = resolve_credentials(
+            config=cfg,
+            greengrass=ctx.greengrass,
+            env=ctx.env,
+            thing_name=ctx.thing_name,
+            http=http,
+            budget=budget,
+            now=ctx.clock(),
+        )
+    except AwsError as exc:
+        out[CREDENTIALS].append(credentials_failed(cfg.credentials.source.value, exc))
+        _block_all(ctx, out, artifacts, "no usable credentials (see s3.credentials)")
+        return _finish(audit, ctx, secrets)
+    secrets = creds.secret_values
+    session = AwsSession(http=http, credentials=creds, region=region, env=ctx.env, budget=budget)
+    identity: CallerIdentity | None = None
+    try:
+        identity = get_caller_identity(session)
+    except AwsError as exc:
+        if exc.kind is ErrorKind.BAD_CREDENTIALS:
+            out[CREDENTIALS].append(credentials_failed(cfg.credentials.source.value, exc, creds))
+            _block_all(ctx, out, artifacts, "the credentials were rejected (see s3.credentials)")
+            return _finish(audit, ctx, secrets)
+        out[IDENTITY].append(unknown_from(IDENTITY, cfg.expected_role or "service role", exc))
+    else:
+        out[IDENTITY].append(identity_result(identity, cfg.expected_role))
+    rejected = _probe_all(ctx, session, artifacts, out)
+    if rejected is not None:
+        out[CREDENTIALS].append(credentials_failed(cfg.credentials.source.value, rejected, creds))
+    else:
+        out[CREDENTIALS].append(
+            credentials_ok(cfg.credentials.source.value, creds, region, region_origin, identity)
+        )
+    return _finish(audit, ctx, secrets)
+
+
+def _probe_all(
+    ctx: CheckContext,
+    session: AwsSession,
+    artifacts: list[Artifact],
+    out: dict[str, list[CheckResult]],
+) -> AwsError | None:
+    """Run bucket and artifact probes concurrently; the credentials error S3 gave, if any."""
+    cfg = ctx.config.s3
+    s3 = S3(session)
+    valid: list[tuple[Artifact, str, str]] = []
+    for artifact in artifacts:
+        bucket, key = artifact.s3_location()
+        if not valid_bucket_name(bucket) or not key:
+            out[ARTIFACT].append(
+                result(
+                    ARTIFACT,
+                    Status.CRITICAL,
+                    artifact.uri,
+                    f"not a valid S3 object URI (bucket {bucket!r}, key {key!r}); "
+                    f"{artifact.component}@{artifact.version} cannot be deployed again",
+                    "fix the artifact URI in the component recipe and publish a new version",
+                    reason="invalid_uri",
+                    component=artifact.component,
+                    version=artifact.version,
+                )
+            )
+        else:
+            valid.append((artifact, bucket, key))
+    buckets = sorted({b.name for b in cfg.buckets} | {bucket for _, bucket, _ in valid})
+    if not buckets:
+        return None
+    with ThreadPoolExecutor(max_workers=cfg.max_concurrency, thread_name_prefix="s3-audit") as pool:
+        locations = dict(zip(buckets, pool.map(lambda b: locate(s3, b), buckets), strict=True))
+        bucket_jobs = [
+            pool.submit(
+                probe_bucket,
+                s3,
+                b.name,
+                b.access,
+                locations[b.name],
+                prefix=cfg.probe_prefix,
+                thing_name=ctx.thing_name,
+            )
+            for b in cfg.buckets
+        ]
+        artifact_jobs = [
+            (
+                artifact,
+                pool.submit(probe_artifact, s3, artifact.uri, bucket, key, locations[bucket]),
+            )
+            for artifact, bucket, key in valid
+        ]
+        rejected: AwsError | None = None
+        for bucket_cfg, job in zip(cfg.buckets, bucket_jobs, strict=True):
+            verdict, bad = probe_result(
+                BUCKET, job.result(), session.region, access=bucket_cfg.access
+            )
+            out[BUCKET].append(verdict)
+            rejected = rejected or bad
+        for artifact, job in artifact_jobs:
+            verdict, bad = probe_result(ARTIFACT, job.result(), session.region, artifact=artifact)
+            out[ARTIFACT].append(verdict)
+            rejected = rejected or bad
+    return rejected
+
+
+def _block_all(
+    ctx: CheckContext, out: dict[str, list[CheckResult]], artifacts: list[Artifact], why: str
+) -> None:
+    """One UNKNOWN per dependent check instead of one per target."""
+    cfg = ctx.config.s3
+    out[IDENTITY].append(blocked(IDENTITY, cfg.expected_role or "service role", why, []))
+    if cfg.buckets:
+        out[BUCKET].append(blocked(BUCKET, "s3.buckets", why, [b.name for b in cfg.buckets]))
+    if artifacts:
+        out[ARTIFACT].append(
+            blocked(ARTIFACT, "deployed artifacts", why, [a.uri for a in artifacts])
+        )
+
+
+def _finish(audit: Audit, ctx: CheckContext, secrets: tuple[str, ...]) -> Audit:
+    for check_id, results in audit.results.items():
+        audit.results[check_id] = scrub_results(results, secrets, ctx.env)
+    summary: dict[str, Any] = {k: len(v) for k, v in audit.results.items()}
+    log.debug("s3_audit_done", **summary)
+    return audit
