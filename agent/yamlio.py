@@ -63,9 +63,10 @@ def read_text_bounded(path: Path, limit: int = MAX_CONFIG_BYTES) -> str:
     if len(data) > limit:
         raise InputError(f"{path} is larger than {limit} bytes")
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+    return text.removeprefix("\ufeff")  # a BOM some Windows editors write
 
 
 def load_yaml_text(text: str, *, origin: str) -> Any:

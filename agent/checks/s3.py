@@ -35,6 +35,7 @@ from agent.aws.verdicts import (
     unknown_from,
 )
 from agent.checks.base import CheckContext, check, result
+from agent.greengrass.platform import device_platform
 from agent.greengrass.recipes import Artifact, find_deployed_artifacts
 from agent.report import CheckResult, Status
 
@@ -97,7 +98,10 @@ def run_audit(ctx: CheckContext) -> Audit:
     artifacts: list[Artifact] = []
     if cfg.check_artifacts:
         deployed = find_deployed_artifacts(
-            ctx.greengrass, ctx.cache, ignore=[ctx.config.component_name]
+            ctx.greengrass,
+            ctx.cache,
+            ignore=[ctx.config.component_name],
+            device=device_platform(ctx.greengrass.nucleus, lite=ctx.greengrass.lite),
         )
         out[ARTIFACT].extend(recipe_problem_result(p) for p in deployed.problems)
         artifacts = deployed.with_scheme("s3")

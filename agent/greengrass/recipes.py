@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.greengrass.platform import select_manifest
 from agent.greengrass.root import NUCLEUS_NAMES, GreengrassRoot
 from agent.yamlio import InputError, load_yaml_file
 
@@ -102,6 +103,7 @@ def find_deployed_artifacts(
     cache: MutableMapping[str, Any] | None = None,
     *,
     ignore: Iterable[str] = (),
+    device: Mapping[str, str] | None = None,
 ) -> DeployedArtifacts:
     """Artifacts of the recipes of the deployed component versions; never raises for bad input.
 
@@ -153,7 +155,7 @@ def find_deployed_artifacts(
             continue
         read.append((name, version))
         try:
-            uris = list(artifact_uris(recipe))
+            uris = list(artifact_uris(recipe, device))
         except ValueError as exc:
             problems.append(RecipeProblem(name, version, path, "bad_artifacts", f"{path}: {exc}"))
             continue
@@ -162,14 +164,25 @@ def find_deployed_artifacts(
     return DeployedArtifacts(tuple(artifacts.values()), tuple(problems), tuple(read))
 
 
-def artifact_uris(recipe: Mapping[str, Any]) -> Iterator[str]:
-    """The ``URI``/``Uri`` of every artifact of every manifest; ValueError when malformed."""
+def artifact_uris(
+    recipe: Mapping[str, Any], device: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """The ``URI``/``Uri`` of every artifact; ValueError when malformed.
+
+    With ``device``, only the manifest the nucleus would pick for it counts (a Windows-only
+    artifact cannot break a Linux deployment); without, every manifest does.
+    """
     manifests = _get(recipe, "Manifests")
     if manifests is None:
         return
     if not isinstance(manifests, list):
         raise ValueError("Manifests is not a list")
+    chosen = None if device is None else select_manifest(manifests, device)
+    if device is not None and chosen is None:
+        raise ValueError(f"no manifest applies to this device ({_describe(device)})")
     for index, manifest in enumerate(manifests):
+        if chosen is not None and index != chosen:
+            continue
         if not isinstance(manifest, Mapping):
             raise ValueError(f"Manifests[{index}] is not a mapping")
         entries = _get(manifest, "Artifacts")
@@ -182,6 +195,10 @@ def artifact_uris(recipe: Mapping[str, Any]) -> Iterator[str]:
             if not isinstance(uri, str) or not uri.strip():
                 raise ValueError(f"Manifests[{index}].Artifacts[{pos}] has no URI")
             yield uri.strip()
+
+
+def _describe(device: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={device[k]}" for k in ("os", "architecture") if k in device)
 
 
 def _get(mapping: Mapping[str, Any], key: str) -> Any:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
-
-import pytest
 
 from agent.greengrass.recipes import (
     deployed_components,
@@ -17,6 +20,7 @@ from agent.greengrass.recipes import (
 )
 from agent.greengrass.root import load_root
 from agent.report import Status
+from tests.conftest import REPO
 from tests.s3.conftest import RECIPES, RootBuilder, Run, resolve_fixture_recipe
 
 TUNNEL = "aws.greengrass.SecureTunneling"
@@ -164,13 +168,43 @@ def test_bad_recipes_give_a_problem_each_never_a_crash(root_builder: RootBuilder
     assert "com.example.Elsewhere@9.9.9" in messages["com.example.Other"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
-def test_unreadable_recipe_is_a_problem(root_builder: RootBuilder) -> None:
-    path = root_builder.deploy("com.example.Secret", "1.0.0", "ComponentName: x\n")
-    path.chmod(0)
-    found = find_deployed_artifacts(load_root(root_builder.write()))
-    assert found.problems[0].reason == "recipe_unreadable"
-    assert "permission denied" in found.problems[0].message
+_AS_NOBODY = r"""
+import json, os, sys
+from pathlib import Path
+from agent.greengrass.recipes import find_deployed_artifacts
+from agent.greengrass.root import load_root
+os.setgroups([]); os.setgid(65534); os.setuid(65534)
+found = find_deployed_artifacts(load_root(Path(sys.argv[1])))
+print(json.dumps([[p.reason, p.message] for p in found.problems]))
+"""
+
+
+def test_unreadable_recipe_is_a_problem(tmp_path: Path) -> None:
+    # The suite runs as root, who reads every file: the discovery runs as nobody instead.
+    base = Path(tempfile.mkdtemp(prefix="gghealth-recipes-"))
+    try:
+        base.chmod(0o755)
+        builder = RootBuilder(base / "gg")
+        path = builder.deploy("com.example.Secret", "1.0.0", "ComponentName: x\n")
+        path.chmod(0)
+        root = builder.write()
+        for d in (root, root / "config", root / "packages", root / "packages" / "recipes"):
+            d.chmod(0o755)
+        (root / "config" / "effectiveConfig.yaml").chmod(0o644)
+        proc = subprocess.run(
+            [sys.executable, "-c", _AS_NOBODY, str(root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        assert proc.returncode == 0, proc.stderr
+        ((reason, message),) = json.loads(proc.stdout)
+        assert reason == "recipe_unreadable"
+        assert "permission denied" in message
+    finally:
+        shutil.rmtree(base)
 
 
 def test_recipe_problems_and_invalid_uris_become_results(
