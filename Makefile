@@ -45,3 +45,7 @@ deploy-local: package
 	sudo /greengrass/v2/bin/greengrass-cli deployment create \
 	  --recipeDir greengrass-build/recipes --artifactDir greengrass-build/artifacts \
 	  --merge "gghealth.HealthAgent=$$($(BIN)/python -c 'import agent; print(agent.__version__)')"
+
+# make bench [BENCH_ARGS="--quick"]: the Markdown table of docs/benchmarks.md
+bench: install
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)

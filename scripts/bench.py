@@ -1,0 +1,532 @@
+#!/usr/bin/env python3
+"""``make bench``: the footprint and speed of gg-health-agent, as a Markdown table.
+
+Everything runs here, on loopback: a moto server stands in for S3/STS, a standard device is
+built from the demo root (3 certificates, 10 component policies, an MQTT bridge, 3 buckets,
+5 artifacts). Medians over several runs; ratios are what we quote, since absolute times vary by
+machine. ``--write docs/benchmarks.md`` records the table with the machine it ran on.
+
+    python scripts/bench.py [--runs 5] [--cycles 20] [--write docs/benchmarks.md] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+AGENT = [sys.executable, "-m", "agent"]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+DD_VENV = REPO / ".bench-venv"
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    what: str
+    ours: str
+    reference: str = ""
+    ratio: str = ""
+    target: str = ""
+
+
+def median(samples: list[float]) -> float:
+    """The median, the statistic every row quotes."""
+    return statistics.median(samples)
+
+
+def timed(fn: Callable[[], Any], runs: int) -> float:
+    """Median wall seconds of ``fn`` over ``runs``."""
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return median(samples)
+
+
+# -- the standard device ------------------------------------------------------------------
+
+
+class _TmpFactory:
+    """What tests.peers.moto wants from pytest's tmp_path_factory."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+
+    def mktemp(self, name: str) -> Path:
+        return Path(tempfile.mkdtemp(prefix=name, dir=self.base))
+
+
+@contextlib.contextmanager
+def moto(base: Path) -> Iterator[Any]:
+    """A moto server on a free loopback port (no IAM enforcement: speed, not verdicts)."""
+    from tests.peers.moto import _running_moto
+
+    with _running_moto(_TmpFactory(base), enforce_iam=False) as server:  # type: ignore[arg-type]
+        yield server
+
+
+def build_standard_device(root: Path, server: Any) -> dict[str, str]:
+    """The SPEC's standard device; returns the environment the agent needs to reach moto."""
+    from agent.demo import build_demo_root, recipe_file_name
+
+    build_demo_root(root)
+    config_path = root / "config" / "effectiveConfig.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    services = config["services"]
+    agent_cfg = services["gghealth.HealthAgent"]["configuration"]
+    agent_cfg["certificates"]["extraPaths"] = []  # 3 certs: device, root CA, fleet CA bundle
+    s3 = server.client("s3")
+    buckets = ["bench-read", "bench-write", "bench-artifacts"]
+    for b in buckets:  # in the demo device's region, as a real fleet's buckets would be
+        s3.create_bucket(Bucket=b, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    agent_cfg["s3"] = {
+        "buckets": [
+            {"name": "bench-read", "access": "read"},
+            {"name": "bench-write", "access": "readwrite"},
+            {"name": "bench-artifacts", "access": "read"},
+        ]
+    }
+    # 10 component policies in all (2 demo components + the agent + 7 here), 5 artifacts.
+    for i in range(7):
+        name = f"com.example.Bench{i}"
+        policy = {
+            "aws.greengrass.ipc.mqttproxy": {
+                f"{name}:mqttproxy:1": {
+                    "operations": ["aws.greengrass#PublishToIoTCore"],
+                    "resources": [f"dt/bench{i}/+/telemetry"],
+                }
+            }
+        }
+        services[name] = {
+            "componentType": "GENERIC",
+            "version": "1.0.0",
+            "configuration": {"accessControl": policy},
+        }
+        artifacts = []
+        if i < 5:
+            key = f"{name}/1.0.0/app.zip"
+            s3.put_object(Bucket="bench-artifacts", Key=key, Body=b"PK\x03\x04 bench")
+            artifacts = [{"URI": f"s3://bench-artifacts/{key}"}]
+        recipe = {
+            "RecipeFormatVersion": "2020-01-25",
+            "ComponentName": name,
+            "ComponentVersion": "1.0.0",
+            "Manifests": [{"Platform": {"os": "linux"}, "Artifacts": artifacts}],
+        }
+        (root / "packages" / "recipes" / recipe_file_name(name, "1.0.0")).write_text(
+            yaml.safe_dump(recipe)
+        )
+    # The demo's two components point at a bucket that does not exist here: drop their recipes'
+    # artifacts from the count by deploying them without recipes being consulted.
+    for name in ("com.example.Telemetry", "com.example.Debugger"):
+        path = root / "packages" / "recipes" / recipe_file_name(name, services[name]["version"])
+        recipe = yaml.safe_load(path.read_text())
+        recipe["Manifests"][0]["Artifacts"] = []
+        path.write_text(yaml.safe_dump(recipe))
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return {
+        "AWS_ACCESS_KEY_ID": server.admin_key_id,
+        "AWS_SECRET_ACCESS_KEY": server.admin_secret,
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": server.url,
+    }
+
+
+def agent_env(extra: dict[str, str]) -> dict[str, str]:
+    """A clean environment: no inherited AWS settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SVCUID"))}
+    env.update(extra)
+    return env
+
+
+# -- measurements -------------------------------------------------------------------------
+
+
+def bench_startup(runs: int) -> list[Row]:
+    """Interpreter alone vs ``gg-health-agent --version`` vs the import of the check path."""
+    bare = timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), runs)
+    version = timed(
+        lambda: subprocess.run([*AGENT, "--version"], check=True, capture_output=True), runs
+    )
+    imports = timed(
+        lambda: subprocess.run(
+            [sys.executable, "-c", "import agent.cli, agent.check_once, agent.checks.certificates"],
+            check=True,
+        ),
+        runs,
+    )
+    return [
+        Row(
+            "start-up: `gg-health-agent --version`",
+            f"{version * 1000:.0f} ms",
+            f"{bare * 1000:.0f} ms (python -c pass)",
+            f"{version / bare:.1f}x",
+        ),
+        Row(
+            "start-up: import of the check path (certificate area)",
+            f"{imports * 1000:.0f} ms",
+            f"{bare * 1000:.0f} ms",
+            f"{imports / bare:.1f}x",
+        ),
+    ]
+
+
+def bench_check(root: Path, env: dict[str, str], runs: int) -> list[Row]:
+    """One-shot ``check`` of every area on the standard device."""
+
+    def once() -> None:
+        proc = subprocess.run(
+            [*AGENT, "check", "--greengrass-root", str(root), "--format", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode not in (0, 1, 2, 3) or not proc.stdout.startswith("{"):
+            raise SystemExit(
+                f"check failed ({proc.returncode}): {proc.stderr[-2000:]}{proc.stdout[-3000:]}"
+            )
+
+    wall = timed(once, runs)
+    return [
+        Row(
+            "one-shot `check`, standard device, all areas (wall)",
+            f"{wall * 1000:.0f} ms",
+            target="well under 1 s",
+        )
+    ]
+
+
+def _proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def _proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def steady_state(
+    cmd: list[str], env: dict[str, str], cycles: int, marker: str, first_timeout: float = 60
+) -> tuple[float, float, float]:
+    """(first report s, CPU ms per cycle after warm-up, RSS MB) of a process printing reports."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert proc.stdout is not None
+    try:
+        seen = 0
+        first = float("nan")
+        marks: list[tuple[int, float]] = []
+        for line in proc.stdout:
+            if marker not in line:
+                continue
+            seen += 1
+            if seen == 1:
+                first = time.perf_counter() - start
+            if seen >= 3:  # after two warm-up cycles
+                marks.append((seen, _proc_cpu_s(proc.pid)))
+            if seen >= cycles + 3:
+                break
+            if time.perf_counter() - start > first_timeout + cycles * 5:
+                break
+        rss = _proc_rss_mb(proc.pid)
+        (n0, c0), (n1, c1) = marks[0], marks[-1]
+        per_cycle = (c1 - c0) / max(1, n1 - n0) * 1000
+        return first, per_cycle, rss
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def bench_run(root: Path, env: dict[str, str], cycles: int) -> list[Row]:
+    """Steady state of ``run`` beside AWS's Device Defender agent, both at a 1 s interval."""
+    ours_cmd = [
+        *AGENT,
+        "run",
+        "--greengrass-root",
+        str(root),
+        "--transport",
+        "stdout",
+        "--interval",
+        "1",
+    ]
+    first, ours_cpu, ours_rss = steady_state(ours_cmd, env, cycles, '"schema_version"')
+    rows = [Row("`run`: first report after start", f"{first * 1000:.0f} ms", target="<= 1.0 s")]
+    dd = device_defender_cmd()
+    if dd is None:
+        rows.append(
+            Row(
+                "`run`: CPU per cycle (all areas, files unchanged)",
+                f"{ours_cpu:.1f} ms",
+                "Device Defender agent: not installable here",
+                target="<= 10 ms",
+            )
+        )
+        rows.append(Row("`run`: RSS", f"{ours_rss:.1f} MB", target="<= 55 MB"))
+        return rows
+    _, dd_cpu, dd_rss = steady_state(dd, agent_env({}), cycles, '"report_id"')
+    rows.append(
+        Row(
+            "`run`: CPU per cycle (all areas, files unchanged)",
+            f"{ours_cpu:.1f} ms",
+            f"{dd_cpu:.1f} ms (Device Defender agent, dry run)",
+            f"{ours_cpu / dd_cpu:.2f}x",
+            "<= 10 ms",
+        )
+    )
+    rows.append(
+        Row(
+            "`run`: RSS",
+            f"{ours_rss:.1f} MB",
+            f"{dd_rss:.1f} MB (Device Defender)",
+            f"{ours_rss / dd_rss:.2f}x",
+            "<= 55 MB",
+        )
+    )
+    return rows
+
+
+def device_defender_cmd() -> list[str] | None:
+    """AWS's Python Device Defender agent in its own venv, dry run, 1 s interval."""
+    py = DD_VENV / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(DD_VENV)], check=True)
+        pip = subprocess.run(
+            [str(py), "-m", "pip", "install", "-q", "AWSIoTDeviceDefenderAgentSDK"],
+            capture_output=True,
+        )
+        if pip.returncode != 0:
+            return None
+    return [
+        str(py),
+        "-m",
+        "AWSIoTDeviceDefenderAgentSDK.agent",
+        "--dryrun",
+        "-f",
+        "json",
+        "-i",
+        "1",
+        "-e",
+        "unused",
+        "-r",
+        "unused",
+        "-c",
+        "unused",
+        "-k",
+        "unused",
+        "-id",
+        "bench",
+    ]
+
+
+def bench_scale(base: Path, runs: int, count: int) -> list[Row]:
+    """10,000 client-device certificates: first check, unchanged re-check, vs an openssl loop."""
+    from agent.check_once import check_once
+    from agent.demo import build_demo_root
+    from agent.settings import load_settings
+    from tests.pki import cert_pem, ec_key, make_ca, make_device_cert
+
+    root = build_demo_root(base / "scale")
+    certs = root / "fleet-clients"
+    ca, key = make_ca("Bench CA", key=ec_key()), ec_key()
+    for i in range(count):  # distinct certificates, 500 per directory
+        d = certs / f"{i // 500:03d}"
+        if i % 500 == 0:
+            d.mkdir(parents=True)
+        pem = cert_pem(make_device_cert(ca, f"client-{i}", key=key).cert)
+        (d / f"client-{i:05d}.pem.crt").write_bytes(pem)
+    cfg = base / "scale.yaml"
+    cfg.write_text(yaml.safe_dump({"certificates": {"extraPaths": [str(certs)]}}))
+    settings = load_settings(root, cfg)
+    firsts, rechecks = [], []
+    for _ in range(runs):
+        cache: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        report = check_once(settings, ["certificate"], cache=cache)
+        firsts.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        check_once(settings, ["certificate"], cache=cache)
+        rechecks.append(time.perf_counter() - t0)
+    assert len(report.checks) > count, "the certificates were not all checked"
+    first, recheck = median(firsts), median(rechecks)
+    sample = sorted(certs.rglob("*.pem.crt"))[:100]
+    t0 = time.perf_counter()
+    for f in sample:
+        subprocess.run(
+            ["openssl", "x509", "-checkend", str(30 * 86400), "-noout", "-in", str(f)],
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
+    per_file = (time.perf_counter() - t0) / len(sample)
+    openssl_total = per_file * count
+    return [
+        Row(
+            f"{count:,} certificates: first check",
+            f"{first * 1000:.0f} ms",
+            f"{openssl_total:.1f} s (openssl x509 -checkend loop, {per_file * 1000:.1f} ms/file)",
+            f"{openssl_total / first:.0f}x faster",
+            "< 1 s; >= 300x",
+        ),
+        Row(
+            f"{count:,} certificates: unchanged re-check",
+            f"{recheck * 1000:.0f} ms",
+            f"{openssl_total:.1f} s",
+            f"{openssl_total / recheck:.0f}x faster",
+            "< 0.1 s",
+        ),
+    ]
+
+
+def bench_s3_concurrency(server: Any, base: Path, runs: int, n: int = 50) -> list[Row]:
+    """HeadObject + GetBucketLocation of 50 artifacts with 1 vs 8 requests in flight."""
+    from agent.checks.base import CheckContext
+    from agent.checks.s3 import CHECKS
+    from agent.config import build_config
+    from agent.demo import recipe_file_name
+    from agent.greengrass.root import load_root
+
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="bench-many")
+    root = base / "many"
+    (root / "config").mkdir(parents=True)
+    (root / "packages" / "recipes").mkdir(parents=True)
+    services: dict[str, Any] = {}
+    for i in range(n):
+        name, key = f"com.example.Many{i}", f"many/{i}/app.zip"
+        s3.put_object(Bucket="bench-many", Key=key, Body=b"x")
+        services[name] = {"version": "1.0.0"}
+        (root / "packages" / "recipes" / recipe_file_name(name, "1.0.0")).write_text(
+            yaml.safe_dump(
+                {
+                    "ComponentName": name,
+                    "ComponentVersion": "1.0.0",
+                    "Manifests": [{"Artifacts": [{"URI": f"s3://bench-many/{key}"}]}],
+                }
+            )
+        )
+    (root / "config" / "effectiveConfig.yaml").write_text(
+        yaml.safe_dump({"system": {"thingName": "bench"}, "services": services})
+    )
+    gg = load_root(root)
+    env = {
+        "AWS_ACCESS_KEY_ID": server.admin_key_id,
+        "AWS_SECRET_ACCESS_KEY": server.admin_secret,
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": server.url,
+        "HOME": str(base),
+    }
+
+    def run(concurrency: int) -> float:
+        config = build_config({"s3": {"maxConcurrency": concurrency}})
+
+        def once() -> None:
+            ctx = CheckContext(config=config, greengrass=gg, env=env)
+            results = [r for chk in CHECKS for r in chk(ctx)]
+            ok = [r for r in results if r.id == "s3.artifact" and r.status.value == "OK"]
+            assert len(ok) == n, [r.message for r in results if r.status.value != "OK"][:3]
+
+        return timed(once, runs)
+
+    serial, concurrent = run(1), run(8)
+    return [
+        Row(
+            f"S3 probes of {n} artifacts: 8 in flight vs serial",
+            f"{concurrent * 1000:.0f} ms",
+            f"{serial * 1000:.0f} ms (serial)",
+            f"{serial / concurrent:.1f}x faster",
+        )
+    ]
+
+
+# -- output -------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    """One line naming the machine the figures come from."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def table(rows: list[Row]) -> str:
+    """The Markdown table."""
+    out = [
+        "| measurement | gg-health-agent | reference | ratio | target |",
+        "|---|---|---|---|---|",
+    ]
+    out += [f"| {r.what} | {r.ours} | {r.reference} | {r.ratio} | {r.target} |" for r in rows]
+    return "\n".join(out)
+
+
+def main() -> int:
+    """Run every measurement and print (and optionally record) the table."""
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--runs", type=int, default=5, help="repetitions per timing (median)")
+    p.add_argument("--cycles", type=int, default=20, help="cycles measured in steady state")
+    p.add_argument("--certs", type=int, default=10_000)
+    p.add_argument("--quick", action="store_true", help="3 runs, 8 cycles: a smoke run")
+    p.add_argument("--write", type=Path, help="also write the table to this Markdown file")
+    args = p.parse_args()
+    if args.quick:
+        args.runs, args.cycles = 3, 8
+    base = Path(tempfile.mkdtemp(prefix="gghealth-bench-"))
+    rows: list[Row] = []
+    try:
+        rows += bench_startup(args.runs)
+        with moto(base) as server:
+            root = base / "device"
+            env = agent_env(build_standard_device(root, server) | {"HOME": str(base)})
+            rows += bench_check(root, env, args.runs)
+            rows += bench_run(root, env, args.cycles)
+            rows += bench_s3_concurrency(server, base, args.runs)
+        rows += bench_scale(base, args.runs, args.certs)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    text = (
+        f"Machine: {machine()}  \nMedians of {args.runs} runs; steady state over "
+        f"{args.cycles} cycles.\n\n{table(rows)}\n"
+    )
+    print(text)
+    if args.write:
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        header = args.write.read_text().split("<!-- bench -->")[0] if args.write.exists() else ""
+        args.write.write_text(f"{header}<!-- bench -->\n{text}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
