@@ -96,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of the health report")
 
+    fleet = sub.add_parser(
+        "fleet-summary",
+        help="summarize many stored reports: devices per status, failing checks, cert expiry",
+    )
+    fleet.add_argument(
+        "path", metavar="PATH", help="directory (searched recursively), JSONL file, or - for stdin"
+    )
+    fleet.add_argument("--format", choices=["text", "json"], default="text")
+
     demo = sub.add_parser("demo", help="build a throwaway Greengrass root and check it")
     demo.add_argument(
         "--dir",
@@ -148,13 +157,25 @@ def _cmd_schema(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fleet_summary(args: argparse.Namespace) -> int:
+    from agent.fleet import run_fleet_summary
+
+    return run_fleet_summary(args.path, args.format)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from agent.demo import run_demo
 
     return run_demo(args.dir)
 
 
-COMMANDS = {"check": _cmd_check, "run": _cmd_run, "schema": _cmd_schema, "demo": _cmd_demo}
+COMMANDS = {
+    "check": _cmd_check,
+    "run": _cmd_run,
+    "schema": _cmd_schema,
+    "fleet-summary": _cmd_fleet_summary,
+    "demo": _cmd_demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from agent.errors import ConfigError
@@ -119,6 +119,20 @@ class MqttConfig(_Model):
     port: int = Field(8883, ge=1, le=65535)
     client_id: str | None = None
     ca_path: Path | None = None
+    keep_alive_seconds: int = Field(300, ge=30, le=1200)
+    """MQTT keep-alive; AWS IoT accepts 30-1200 s
+    (https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits)."""
+    probe: bool = True
+    """With the mqtt transport, run the ``subscription.probe`` PUBACK/SUBACK probes."""
+
+
+class Pkcs11Config(_Model):
+    """``pkcs11.*``: the agent's own PKCS#11 settings; each unset key falls back to the
+    ``aws.greengrass.crypto.Pkcs11Provider`` configuration (``library``, ``slot``, ``userPin``)."""
+
+    library: Path | None = None
+    slot: int | None = Field(None, ge=0)
+    user_pin: SecretStr | None = None
 
 
 class SpoolConfig(_Model):
@@ -136,6 +150,16 @@ class FileTransportConfig(_Model):
     """Keep a rotated JSONL history of this many bytes beside the latest report (0: none)."""
 
 
+class ShadowConfig(_Model):
+    """``shadow.*``: the named-shadow summary Fleet Indexing indexes (docs/fleet.md)."""
+
+    enabled: bool = False
+    name: str = Field("gghealth", pattern=r"^[a-zA-Z0-9:_-]{1,64}$")
+    """Shadow names: https://docs.aws.amazon.com/iot/latest/developerguide/iot-device-shadows.html"""
+    republish_seconds: int = Field(24 * 3600, ge=300, le=7 * 24 * 3600)
+    """Publish an unchanged summary again after this long, so a silent device stands out."""
+
+
 class AgentConfig(_Model):
     """The whole configuration of the agent."""
 
@@ -147,8 +171,10 @@ class AgentConfig(_Model):
     s3: S3Config = S3Config()
     subscriptions: SubscriptionsConfig = SubscriptionsConfig()
     mqtt: MqttConfig = MqttConfig()
+    pkcs11: Pkcs11Config = Pkcs11Config()
     spool: SpoolConfig = SpoolConfig()
     file: FileTransportConfig = FileTransportConfig()
+    shadow: ShadowConfig = ShadowConfig()
     access_control: dict[str, Any] = Field(default_factory=dict)
     """The component's own IPC authorization; the nucleus reads it, the agent audits it."""
 

@@ -74,9 +74,12 @@ def test_recipe_is_least_privilege_and_names_its_artifact(package: Path) -> None
         == "HARD"
     )
     access = recipe["ComponentConfiguration"]["DefaultConfiguration"]["accessControl"]
-    (policy,) = access["aws.greengrass.ipc.mqttproxy"].values()
-    assert policy["operations"] == ["aws.greengrass#PublishToIoTCore"]
-    assert policy["resources"] == ["dt/gghealth/+/health"]
+    policies = access["aws.greengrass.ipc.mqttproxy"].values()
+    assert all(p["operations"] == ["aws.greengrass#PublishToIoTCore"] for p in policies)
+    assert [p["resources"] for p in policies] == [
+        ["dt/gghealth/+/health"],
+        ["$aws/things/+/shadow/name/gghealth/update"],
+    ]
     assert {m["Platform"]["architecture"] for m in recipe["Manifests"]} == {
         "amd64",
         "aarch64",

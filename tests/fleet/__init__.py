@@ -1,0 +1,1 @@
+"""Fleet view: the gghealth named shadow, fleet-summary, the CloudFormation template."""
