@@ -30,7 +30,7 @@ _PATTERNS = [
     # key=value / "key": "value" pairs whose key names a secret.
     re.compile(
         r"(?i)((?:secret[_-]?access[_-]?key|session[_-]?token|secretaccesskey|sessiontoken|"
-        r"\btoken|authorization|svcuid|authtoken|userpin|\bpin|password)"
+        r"(?<![;:])\btoken|authorization|svcuid|authtoken|userpin|\bpin|password)"
         r"[\"']?\s*[:=]\s*[\"']?)([^\"'\s,;}&]+)"
     ),
 ]

@@ -13,7 +13,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -22,9 +22,14 @@ from agent.checks.agent_health import LAST_PUBLISH_KEY
 from agent.config import AgentConfig, Transport
 from agent.errors import AgentError, ConfigError
 from agent.greengrass.ipc import IpcSession, running_under_greengrass
+from agent.greengrass.root import GreengrassRoot
+from agent.mqtt.probe import PROBE_SOURCE_KEY
 from agent.scheduler import run_every
 from agent.settings import Settings
 from agent.transports.base import Delivery, Publisher, PublishOutcome
+
+if TYPE_CHECKING:
+    from agent.shadow import ShadowReporter
 
 log = structlog.get_logger(__name__)
 
@@ -41,8 +46,14 @@ def health_topic(config: AgentConfig, thing_name: str) -> str:
     return config.health_topic.replace("{iot:thingName}", thing_name)
 
 
-def make_publisher(config: AgentConfig, thing_name: str, session: IpcSession | None) -> Publisher:
+def make_publisher(
+    config: AgentConfig,
+    thing_name: str,
+    session: IpcSession | None,
+    greengrass: GreengrassRoot,
+) -> Publisher:
     """The transport ``config.transport`` names; ConfigError when it cannot work here."""
+    topic = health_topic(config, thing_name)
     if config.transport is Transport.STDOUT:
         from agent.transports.stdout import StdoutPublisher
 
@@ -51,19 +62,56 @@ def make_publisher(config: AgentConfig, thing_name: str, session: IpcSession | N
         from agent.transports.file import FilePublisher
 
         return FilePublisher(config.file.path, config.file.history_max_bytes)
-    if config.transport is Transport.IPC:
-        if session is None:
-            raise ConfigError(
-                "transport 'ipc' needs the Greengrass nucleus (the SVCUID and "
-                "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT variables it gives a "
-                "component); outside Greengrass use --transport stdout, file or mqtt"
-            )
-        from agent.transports.ipc import IpcPublisher
+    if config.transport is Transport.MQTT:
+        from agent.transports.mqtt import MqttPublisher
 
-        return IpcPublisher(session, health_topic(config, thing_name), config.component_name)
-    raise ConfigError(
-        f"transport '{config.transport.value}' is not available in this version; "
-        "use ipc, stdout or file"
+        return MqttPublisher.from_config(config, greengrass, thing_name, topic)
+    if session is None:
+        raise ConfigError(
+            "transport 'ipc' needs the Greengrass nucleus (the SVCUID and "
+            "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT variables it gives a "
+            "component); outside Greengrass use --transport stdout, file or mqtt"
+        )
+    from agent.spool import Spool, spool_file
+    from agent.transports.ipc import IpcPublisher
+    from agent.transports.spooling import SpoolingPublisher
+
+    # What the nucleus cannot take while it restarts waits on disk, delivered in order later.
+    spool = Spool(spool_file(config.spool.path), config.spool.max_bytes)
+    return SpoolingPublisher(IpcPublisher(session, topic, config.component_name), spool)
+
+
+def make_shadow(
+    settings: Settings, thing_name: str, session: IpcSession | None, publisher: Publisher
+) -> ShadowReporter | None:
+    """The ``gghealth`` named-shadow reporter (``shadow.enabled``) on the report's transport."""
+    shadow = settings.config.shadow
+    if not shadow.enabled:
+        return None
+    from agent.shadow import Publish, ShadowReporter, ipc_publish, mqtt_publish
+
+    publish: Publish | None = None
+    if settings.config.transport is Transport.IPC and session is not None:
+        publish = ipc_publish(session, settings.config.component_name)
+    elif settings.config.transport is Transport.MQTT:
+        from agent.transports.mqtt import MqttPublisher
+
+        if isinstance(publisher, MqttPublisher):
+            # Its connection, not its spool: the shadow is state, the next cycle replaces it.
+            publish = mqtt_publish(publisher.connection)
+    if publish is None:
+        log.warning(
+            "shadow_not_available",
+            transport=settings.config.transport.value,
+            reason="the shadow summary goes to AWS IoT: use the ipc or mqtt transport",
+        )
+        return None
+    return ShadowReporter(
+        thing_name,
+        publish,
+        device_cert=settings.greengrass.path("certificateFilePath"),
+        shadow_name=shadow.name,
+        republish_seconds=shadow.republish_seconds,
     )
 
 
@@ -85,13 +133,16 @@ class Agent:
         self.cache: dict[str, Any] = {}
         self.sequence = 0
         self.config_dirty = config_dirty
-        self.publisher = make_publisher(settings.config, self._thing(settings), session)
+        self.publisher, self.shadow = self._transports(settings)
+        # The subscription probes reuse the MQTT transport's connection.
+        self.cache[PROBE_SOURCE_KEY] = self.publisher
 
-    @staticmethod
-    def _thing(settings: Settings) -> str:
-        return settings.greengrass.thing_name or os.environ.get(
+    def _transports(self, settings: Settings) -> tuple[Publisher, ShadowReporter | None]:
+        thing = settings.greengrass.thing_name or os.environ.get(
             "AWS_IOT_THING_NAME", "unknown-thing"
         )
+        publisher = make_publisher(settings.config, thing, self.session, settings.greengrass)
+        return publisher, make_shadow(settings, thing, self.session, publisher)
 
     def apply_configuration_update(self) -> None:
         """Re-read the configuration; a bad update is logged and the last good one kept."""
@@ -99,7 +150,7 @@ class Agent:
         try:
             ipc_config = self.session.get_configuration() if self.session else None
             settings = self.reload(ipc_config)
-            publisher = make_publisher(settings.config, self._thing(settings), self.session)
+            publisher, shadow = self._transports(settings)
         except AgentError as exc:
             log.error(
                 "configuration_update_rejected",
@@ -107,7 +158,13 @@ class Agent:
                 keeping="the last good configuration",
             )
             return
-        old, self.settings, self.publisher = self.publisher, settings, publisher
+        old, self.settings, self.publisher, self.shadow = (
+            self.publisher,
+            settings,
+            publisher,
+            shadow,
+        )
+        self.cache[PROBE_SOURCE_KEY] = publisher
         old.close()
         log.info(
             "configuration_updated",
@@ -123,6 +180,8 @@ class Agent:
         report = check_once(self.settings, self.only, cache=self.cache, sequence=self.sequence)
         outcome = self.publisher.publish(report)
         self.cache[LAST_PUBLISH_KEY] = outcome
+        if self.shadow is not None:
+            self.shadow.maybe_publish(report)  # only when the summary changed, or daily
         log.info(
             "cycle_done",
             sequence=self.sequence,

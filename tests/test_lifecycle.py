@@ -142,6 +142,7 @@ def test_install_and_run_as_the_nucleus_would(
     run = subprocess.Popen(
         ["sh", "-c", resolve(manifest["Lifecycle"]["Run"]["Script"], variables)],
         env=env,
+        cwd=work,  # the nucleus starts components in their work directory
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

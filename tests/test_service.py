@@ -57,6 +57,7 @@ class Agent:
                 *extra,
             ],
             env=env,
+            cwd=stand_in.socket_path.parent,  # its work dir: the default spool goes there
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -146,6 +147,11 @@ def test_survives_the_socket_being_dropped_and_the_nucleus_restarting(
     seen = len(_reports(nucleus))
     assert nucleus.wait_for(lambda: len(_reports(nucleus)) >= seen + 2, WAIT_S)
     assert nucleus.connections_accepted >= 3
+    # What could not be delivered while the nucleus was away was spooled and delivered in order
+    # afterwards: every report of the run arrived, none out of order.
+    sequences = [r["sequence"] for r in _reports(nucleus)]
+    assert sequences == sorted(sequences)
+    assert sorted(set(sequences)) == list(range(1, max(sequences) + 1))
     # The reports that could not be delivered while the socket was down were counted.
     statuses = {
         c["status"] for r in _reports(nucleus) for c in r["checks"] if c["id"] == "agent.publish"

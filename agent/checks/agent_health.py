@@ -22,6 +22,9 @@ def publish(ctx: CheckContext) -> Iterator[CheckResult]:
         Delivery.SPOOLED: Status.WARNING,
         Delivery.FAILED: Status.CRITICAL,
     }[outcome.delivery]
+    if outcome.details.get("spool_error"):
+        # Delivered directly, but the spool that should hold the next outage's reports is broken.
+        status = Status.CRITICAL
     yield result(
         "agent.publish",
         status,

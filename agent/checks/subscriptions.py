@@ -14,6 +14,7 @@ from typing import Any
 
 from agent.checks.base import CheckContext, check, result
 from agent.config import Transport
+from agent.mqtt.probe import probe_check
 from agent.report import CheckResult, Status
 from agent.secrets import scrub
 from agent.subscriptions.authorization import (
@@ -31,7 +32,7 @@ from agent.subscriptions.ipc_lint import lint_access_control
 from agent.subscriptions.ipc_resources import THING_NAME_VARIABLE
 from agent.subscriptions.ipc_services import MQTT_PROXY, PUBLISH_TO_IOT_CORE
 from agent.subscriptions.legacy_router import ROUTER_COMPONENT, audit_router
-from agent.subscriptions.topics import aws_iot_limit_problem
+from agent.subscriptions.topics import aws_iot_limit_problem, topic_problem
 from agent.yamlio import InputError
 
 PUBLISH = "subscription.publish_authorized"
@@ -76,6 +77,22 @@ def publish_authorized(ctx: CheckContext) -> Iterable[CheckResult]:
         return []
     topic = health_topic(ctx)
     component = ctx.config.component_name
+    malformed = topic_problem(topic)
+    if malformed:
+        # The template passed validation; the thing name itself holds '+', '#' or NUL.
+        return [
+            result(
+                PUBLISH,
+                Status.CRITICAL,
+                topic,
+                f"with the thing name {ctx.thing_name!r} in place of {{iot:thingName}}, the "
+                f"health topic {malformed}; no report can be published",
+                "fix system.thingName (AWS IoT thing names hold only letters, digits, ':', '_' "
+                "and '-') or use a healthTopic without {iot:thingName}",
+                reason="invalid_topic",
+                component=component,
+            )
+        ]
     too_long = aws_iot_limit_problem(topic)
     if too_long:
         # The template passed validation; the thing name made it too long for AWS IoT Core.
@@ -350,4 +367,4 @@ def _text(value: Any) -> str | None:
     return None if value is None or isinstance(value, (Mapping, list)) else (str(value) or None)
 
 
-CHECKS = [publish_authorized, policy_lint, bridge, legacy_router, iot_policy]
+CHECKS = [publish_authorized, policy_lint, bridge, legacy_router, iot_policy, probe_check]

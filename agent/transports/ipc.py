@@ -3,6 +3,8 @@
 The nucleus forwards to AWS IoT Core on its own MQTT connection and applies the component's
 ``accessControl`` first; a refusal is a configuration defect (CRITICAL), named with the grant
 to add. https://docs.aws.amazon.com/greengrass/v2/developerguide/ipc-iot-core-mqtt.html
+``service.make_publisher`` wraps it in a SpoolingPublisher, so what the nucleus cannot take
+while it restarts waits on disk.
 """
 
 from __future__ import annotations
@@ -31,9 +33,21 @@ class IpcPublisher:
     def publish(self, report: HealthReport) -> PublishOutcome:
         """Publish every payload of the report; stop at the first failure."""
         parts = payloads(report)
+        for part in parts:
+            outcome = self.publish_payload(part)
+            if outcome.delivery is not Delivery.DELIVERED:
+                return outcome
+        return PublishOutcome(
+            Delivery.DELIVERED,
+            self.name,
+            f"published to {self.topic} ({len(parts)} message(s))",
+            details={"topic": self.topic, "messages": len(parts)},
+        )
+
+    def publish_payload(self, payload: bytes) -> PublishOutcome:
+        """Publish one encoded payload (at most 128 KB); FAILED, never an exception."""
         try:
-            for part in parts:
-                self.session.publish_to_iot_core(self.topic, part)
+            self.session.publish_to_iot_core(self.topic, payload)
         except IpcUnauthorized as exc:
             if not self._unauthorized_logged:  # logged once, reported every cycle
                 log.error("ipc_publish_unauthorized", topic=self.topic, error=str(exc))
@@ -60,8 +74,8 @@ class IpcPublisher:
         return PublishOutcome(
             Delivery.DELIVERED,
             self.name,
-            f"published to {self.topic} ({len(parts)} message(s))",
-            details={"topic": self.topic, "messages": len(parts)},
+            f"published to {self.topic}",
+            details={"topic": self.topic, "messages": 1},
         )
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ loaded: SoftHSM2 reads ``SOFTHSM2_CONF`` once, at ``C_Initialize``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -46,6 +47,11 @@ class TokenObject:
         """The RFC 7512 URI Greengrass puts in ``system.privateKeyPath``."""
         return f"pkcs11:token={TOKEN_LABEL};object={self.label};type=private"
 
+    @property
+    def greengrass_uri(self) -> str:
+        """The URI as the Greengrass docs write it: the token comes from the provider's slot."""
+        return f"pkcs11:object={self.label};type=private"
+
     def private_key(self) -> object:
         """The private key (test side only, to sign certificates)."""
         return load_pem_private_key(self.key_pem.read_bytes(), None)
@@ -57,6 +63,8 @@ class SoftHsm:
 
     library: str
     conf: Path
+    slot: int
+    """The slot SoftHSM2 gave the token (what the Pkcs11Provider ``slot`` key names)."""
     rsa: TokenObject
     ec: TokenObject
     token_label: str = TOKEN_LABEL
@@ -77,10 +85,11 @@ def library() -> str:
     raise AssertionError("unreachable")
 
 
-def _run(*args: str, env: dict[str, str]) -> None:
+def _run(*args: str, env: dict[str, str]) -> str:
     done = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         pytest.fail(f"{' '.join(args[:2])} failed: {done.stdout} {done.stderr}")
+    return done.stdout
 
 
 def make_token(directory: Path) -> SoftHsm:
@@ -97,7 +106,7 @@ def make_token(directory: Path) -> SoftHsm:
         f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n"
     )
     env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
-    _run(
+    init = _run(
         "softhsm2-util",
         *("--init-token", "--free", "--label", TOKEN_LABEL),
         *("--so-pin", SO_PIN, "--pin", USER_PIN),
@@ -117,7 +126,9 @@ def make_token(directory: Path) -> SoftHsm:
             env=env,
         )
         objects[kind] = TokenObject(label, id_hex, pem)
-    return SoftHsm(lib, conf, objects["rsa"], objects["ec"])
+    # "The token has been initialized and is reassigned to slot 339984907"
+    slot = int(re.findall(r"slot (\d+)", init)[-1])
+    return SoftHsm(lib, conf, slot, objects["rsa"], objects["ec"])
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,221 @@
+"""``subscription.probe``: what the broker really allows, judged by PUBACK and SUBACK reason codes.
+
+Over the transport's own connection (a second connection with the same client id would take
+over the first, https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html):
+
+* **publish on the health topic** — judged by the PUBACK of the real reports, so no extra
+  message goes anywhere;
+* **subscribe to each ``subscriptions.requiredTopics`` entry** — a QoS 1 SUBSCRIBE (at most 8
+  filters per packet, the AWS IoT limit), unsubscribed at once.
+
+No probe message is ever published: a PUBACK only judges the exact topic it was sent to, and
+publishing on a required topic would reach its real subscribers (someone else's topic), while a
+``<topic>/gghealth-probe`` sub-topic would judge a different resource than the one required.
+NOT_AUTHORIZED (0x87) and filters the broker can never accept are CRITICAL (MQTT 5.0 sections
+3.4.2.1 and 3.9.3); a probe that cannot be sent or answered is UNKNOWN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from concurrent.futures import TimeoutError
+from typing import Any, Protocol
+
+from agent.checks.base import CheckContext, check, result
+from agent.config import MAX_TOPIC_BYTES, MAX_TOPIC_SLASHES, Transport
+from agent.mqtt.connection import MqttConnection, NotConnected
+from agent.report import CheckResult, Status
+
+CHECK_ID = "subscription.probe"
+PROBE_SOURCE_KEY = "mqtt.probe_source"
+"""``ctx.cache`` key under which a running agent leaves its MqttPublisher (a ProbeSource)."""
+MAX_FILTERS_PER_SUBSCRIBE = 8
+DELIVERED = {0x00: "SUCCESS", 0x10: "NO_MATCHING_SUBSCRIBERS"}
+NEVER_ACCEPTED = {
+    0x87: "NOT_AUTHORIZED",
+    0x8F: "TOPIC_FILTER_INVALID",
+    0x90: "TOPIC_NAME_INVALID",
+    0x9E: "SHARED_SUBSCRIPTIONS_NOT_SUPPORTED",
+    0xA2: "WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED",
+}
+
+
+class ProbeSource(Protocol):
+    """What the probes need from the running transport."""
+
+    connection: MqttConnection
+    topic: str
+    last_health_puback: int | None
+
+
+def filter_problem(topic_filter: str) -> str | None:
+    """Why ``topic_filter`` is not a valid AWS IoT topic filter, or None."""
+    if not topic_filter:
+        return "empty topic filter"
+    if len(topic_filter.encode()) > MAX_TOPIC_BYTES:
+        return f"longer than {MAX_TOPIC_BYTES} bytes"
+    if topic_filter.count("/") > MAX_TOPIC_SLASHES:
+        return f"more than {MAX_TOPIC_SLASHES} slashes"
+    levels = topic_filter.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return "'#' must be a whole level and the last one"
+        if "+" in level and level != "+":
+            return "'+' must be a whole level"
+    return None
+
+
+def run_probes(
+    connection: MqttConnection,
+    required_topics: Sequence[str],
+    *,
+    health_topic: str | None = None,
+    health_puback: int | None = None,
+    timeout_s: float = 5.0,
+) -> list[CheckResult]:
+    """One result per probed topic; see the module docstring for the verdicts."""
+    out: list[CheckResult] = []
+    if health_topic is not None and health_puback is not None:
+        out.append(_publish_verdict(health_topic, health_puback))
+    valid: list[str] = []
+    for topic in dict.fromkeys(required_topics):  # de-duplicated, order kept
+        problem = filter_problem(topic)
+        if problem is None:
+            valid.append(topic)
+        else:
+            out.append(
+                result(
+                    CHECK_ID,
+                    Status.CRITICAL,
+                    topic,
+                    f"not a valid MQTT topic filter: {problem}",
+                    "fix the entry in subscriptions.requiredTopics",
+                    operation="subscribe",
+                    reason="invalid_filter",
+                )
+            )
+    for start in range(0, len(valid), MAX_FILTERS_PER_SUBSCRIBE):
+        out += _subscribe_probe(
+            connection, valid[start : start + MAX_FILTERS_PER_SUBSCRIBE], timeout_s
+        )
+    return out
+
+
+def _publish_verdict(topic: str, code: int) -> CheckResult:
+    name = DELIVERED.get(code) or NEVER_ACCEPTED.get(code) or "reason"
+    facts: dict[str, Any] = {"operation": "publish", "reason_code": code, "reason": name}
+    if code in DELIVERED:
+        return result(CHECK_ID, Status.OK, topic, f"publish accepted ({name})", **facts)
+    if code == 0x87:
+        return result(
+            CHECK_ID,
+            Status.CRITICAL,
+            topic,
+            "the broker refused the health report: PUBACK NOT_AUTHORIZED (0x87)",
+            f"allow iot:Publish on topic/{topic} in the AWS IoT policy of the device certificate",
+            **facts,
+        )
+    return result(
+        CHECK_ID,
+        Status.UNKNOWN,
+        topic,
+        f"the broker did not accept the health report: PUBACK 0x{code:02x}",
+        "see the broker's log for the publish of this client",
+        **facts,
+    )
+
+
+def _subscribe_probe(
+    connection: MqttConnection, filters: list[str], timeout_s: float
+) -> list[CheckResult]:
+    try:
+        suback = connection.subscribe(filters).result(timeout_s)
+    except NotConnected as exc:
+        return [_unknown(f, f"cannot probe: {exc}", "not_connected") for f in filters]
+    except TimeoutError:
+        return [_unknown(f, f"no SUBACK within {timeout_s:.0f} s", "timeout") for f in filters]
+    except Exception as exc:  # the CRT refused it locally or the connection dropped
+        return [_unknown(f, f"SUBSCRIBE failed: {type(exc).__name__}", "error") for f in filters]
+    codes = [int(c) for c in getattr(suback, "reason_codes", None) or []]
+    if len(codes) != len(filters):
+        return [
+            _unknown(f, "the SUBACK did not answer every filter", "bad_suback") for f in filters
+        ]
+    granted = [f for f, c in zip(filters, codes, strict=True) if c < 0x80]
+    if granted:
+        _unsubscribe(connection, granted, timeout_s)
+    return [_subscribe_verdict(f, c) for f, c in zip(filters, codes, strict=True)]
+
+
+def _unsubscribe(connection: MqttConnection, filters: list[str], timeout_s: float) -> None:
+    try:
+        connection.unsubscribe(filters).result(timeout_s)
+    except Exception:  # best effort: a clean session forgets the subscriptions anyway
+        return
+
+
+def _subscribe_verdict(topic_filter: str, code: int) -> CheckResult:
+    facts: dict[str, Any] = {"operation": "subscribe", "reason_code": code}
+    if code < 0x80:
+        return result(CHECK_ID, Status.OK, topic_filter, f"subscribe granted (QoS {code})", **facts)
+    name = NEVER_ACCEPTED.get(code)
+    if name is None:
+        return result(
+            CHECK_ID,
+            Status.UNKNOWN,
+            topic_filter,
+            f"the broker refused the subscription with reason 0x{code:02x}",
+            "see the broker's log; the probe is retried every cycle",
+            **facts,
+        )
+    remediation = (
+        f"allow iot:Subscribe on topicfilter/{topic_filter} (and iot:Receive on its topics) in "
+        "the AWS IoT policy attached to the device certificate"
+        if code == 0x87
+        else "change the filter in subscriptions.requiredTopics to one the broker supports"
+    )
+    return result(
+        CHECK_ID,
+        Status.CRITICAL,
+        topic_filter,
+        f"the broker refused the subscription: SUBACK {name} (0x{code:02x})",
+        remediation,
+        reason=name,
+        **facts,
+    )
+
+
+def _unknown(topic: str, message: str, reason: str) -> CheckResult:
+    return result(
+        CHECK_ID,
+        Status.UNKNOWN,
+        topic,
+        message,
+        "the probe runs again next cycle; check the agent.publish result for the connection",
+        operation="subscribe",
+        reason=reason,
+    )
+
+
+@check(CHECK_ID)
+def probe_check(ctx: CheckContext) -> Iterator[CheckResult]:
+    """Probes over the running MQTT transport's connection; nothing without one (``check``)."""
+    if ctx.config.transport is not Transport.MQTT or not ctx.config.mqtt.probe:
+        return
+    source: ProbeSource | None = ctx.cache.get(PROBE_SOURCE_KEY)
+    if source is None or not isinstance(getattr(source, "connection", None), MqttConnection):
+        return
+    if source.connection.connects == 0:
+        # Not connected yet (the first cycle runs before the first publish): nothing verified,
+        # nothing refused; agent.publish reports the connection itself.
+        return
+    thing = ctx.thing_name
+    required = [
+        t.replace("{iot:thingName}", thing) for t in ctx.config.subscriptions.required_topics
+    ]
+    yield from run_probes(
+        source.connection,
+        required,
+        health_topic=source.topic,
+        health_puback=source.last_health_puback,
+    )

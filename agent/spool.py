@@ -1,0 +1,287 @@
+"""The durable spool: reports that could not be delivered yet, in order, on disk.
+
+SQLite from the standard library in WAL mode with ``synchronous=FULL``: a committed ``put``
+survives a ``kill -9`` and a power cut (https://www.sqlite.org/wal.html,
+https://www.sqlite.org/pragma.html#pragma_synchronous). One transaction per report, so a report
+split into chunks is spooled whole or not at all. The total payload size is bounded by
+``spool.maxBytes``: the oldest entries are dropped first and the drops are counted (persisted,
+so ``agent.publish`` can say how much history an outage cost). Delivery is FIFO and
+at-least-once: an entry leaves the spool only when the transport acknowledges it.
+
+A full disk, a read-only file system or an unreadable file raise :class:`SpoolError` with a
+reason and a remediation — the caller reports it as a CRITICAL ``agent.publish``, never a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from errno import EACCES, EEXIST, EISDIR, ENOENT, ENOSPC, ENOTDIR, EPERM, EROFS
+from pathlib import Path
+
+import structlog
+
+from agent.errors import AgentError
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_DIRECTORY = Path("gghealth-spool")
+"""Relative to the working directory: ``/greengrass/v2/work/<component>`` for a component."""
+FILE_NAME = "spool.sqlite3"
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS entries ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL, size INTEGER NOT NULL,"
+    " spooled_at REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO meta VALUES ('bytes', 0), ('dropped', 0)",
+)
+
+
+class SpoolError(AgentError):
+    """The spool cannot be read or written; ``reason`` names why, ``remediation`` what to do."""
+
+    def __init__(self, message: str, reason: str, remediation: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.remediation = remediation
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """One spooled payload."""
+
+    id: int
+    """Increasing with the order of ``put``; pass it back to :meth:`Spool.ack`."""
+    payload: bytes
+
+
+def spool_file(directory: Path | None) -> Path:
+    """The database file for ``spool.path`` (a directory; default ``./gghealth-spool``)."""
+    return (directory or DEFAULT_DIRECTORY) / FILE_NAME
+
+
+class Spool:
+    """A bounded FIFO of payloads in one SQLite file, safe to share between threads.
+
+    Nothing touches the disk until the first operation, so a spool on a broken disk can be
+    constructed; every operation may raise :class:`SpoolError`.
+    """
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    # -- public API ------------------------------------------------------------------------
+    def put(self, payload: bytes) -> None:
+        """Append one payload (durably, before returning)."""
+        self.put_many([payload])
+
+    def put_many(self, payloads: Sequence[bytes]) -> None:
+        """Append the payloads of one report in one transaction, dropping the oldest to fit."""
+        incoming = sum(len(p) for p in payloads)
+        with self._transaction() as db:
+            (used,) = db.execute("SELECT value FROM meta WHERE key = 'bytes'").fetchone()
+            dropped = 0
+            # Oldest first until the new report fits; a report larger than the whole bound
+            # empties the spool and is itself dropped below.
+            while used and used + incoming > self.max_bytes:
+                row = db.execute("SELECT id, size FROM entries ORDER BY id LIMIT 1").fetchone()
+                if row is None:
+                    used = 0
+                    break
+                db.execute("DELETE FROM entries WHERE id = ?", (row[0],))
+                used -= row[1]
+                dropped += 1
+            now = time.time()
+            if incoming <= self.max_bytes:
+                db.executemany(
+                    "INSERT INTO entries (payload, size, spooled_at) VALUES (?, ?, ?)",
+                    [(p, len(p), now) for p in payloads],
+                )
+                used += incoming
+            else:
+                dropped += len(payloads)
+            db.execute("UPDATE meta SET value = ? WHERE key = 'bytes'", (used,))
+            if dropped:
+                db.execute("UPDATE meta SET value = value + ? WHERE key = 'dropped'", (dropped,))
+        if dropped:
+            log.warning("spool_full_dropped_oldest", dropped=dropped, max_bytes=self.max_bytes)
+
+    def peek_batch(self, n: int) -> list[Spooled]:
+        """The ``n`` oldest payloads, oldest first; they stay spooled until acknowledged."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT id, payload FROM entries ORDER BY id LIMIT ?", (n,)
+            ).fetchall()
+        return [Spooled(int(i), bytes(p)) for i, p in rows]
+
+    def ack(self, ids: Iterable[int]) -> None:
+        """Forget delivered payloads."""
+        self._remove(ids, count_as_dropped=False)
+
+    def discard(self, ids: Iterable[int]) -> None:
+        """Forget payloads the peer will never accept (counted as dropped)."""
+        self._remove(ids, count_as_dropped=True)
+
+    @property
+    def depth(self) -> int:
+        """How many payloads wait."""
+        with self._transaction() as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM entries").fetchone()
+        return int(count)
+
+    @property
+    def dropped(self) -> int:
+        """How many payloads were dropped to respect ``max_bytes`` (ever, for this file)."""
+        return self._meta("dropped")
+
+    @property
+    def size(self) -> int:
+        """Payload bytes spooled."""
+        return self._meta("bytes")
+
+    def close(self) -> None:
+        """Close the database; a later operation reopens it."""
+        with self._lock:
+            db, self._db = self._db, None
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+
+    # -- internals -------------------------------------------------------------------------
+    def _meta(self, key: str) -> int:
+        with self._transaction() as db:
+            (value,) = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(value)
+
+    def _remove(self, ids: Iterable[int], *, count_as_dropped: bool) -> None:
+        wanted = [(i,) for i in ids]
+        if not wanted:
+            return
+        with self._transaction() as db:
+            freed = 0
+            removed = 0
+            for (entry_id,) in wanted:
+                row = db.execute("SELECT size FROM entries WHERE id = ?", (entry_id,)).fetchone()
+                if row is not None:
+                    db.execute("DELETE FROM entries WHERE id = ?", (entry_id,))
+                    freed += row[0]
+                    removed += 1
+            db.execute("UPDATE meta SET value = MAX(0, value - ?) WHERE key = 'bytes'", (freed,))
+            if count_as_dropped and removed:
+                db.execute("UPDATE meta SET value = value + ? WHERE key = 'dropped'", (removed,))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # isolation_level=None leaves transactions to us: BEGIN IMMEDIATE takes the write lock
+        # up front, so a report's chunks and the bookkeeping commit together or not at all.
+        with self._lock:
+            try:
+                db = self._open()
+                db.execute("BEGIN IMMEDIATE")
+            except (sqlite3.Error, OSError) as exc:
+                raise self._failed(exc) from None
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                if isinstance(exc, (sqlite3.Error, OSError)):
+                    raise self._failed(exc) from None
+                raise
+
+    def _failed(self, exc: sqlite3.Error | OSError) -> SpoolError:
+        if self._db is not None and not _code(exc).startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            # Reopen on the next operation: the disk may have been remounted or freed.
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+        return translate(exc, self.path)
+
+    def _open(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
+        try:
+            _configure(db)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            if _code(exc) not in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+                raise
+            db = self._recover_corrupt()
+        self._db = db
+        return db
+
+    def _recover_corrupt(self) -> sqlite3.Connection:
+        # A spool that is not a database any more (a torn SD-card write, a stray file) must not
+        # stop reporting forever: keep it aside for inspection and start an empty one.
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        os.replace(self.path, aside)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        log.error("spool_corrupt_moved_aside", path=str(self.path), moved_to=str(aside))
+        db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
+        _configure(db)
+        return db
+
+
+def _configure(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    # After a checkpoint the WAL file is truncated to this size instead of keeping its peak.
+    db.execute("PRAGMA journal_size_limit=1048576")
+    for statement in _SCHEMA:
+        db.execute(statement)
+
+
+def _code(exc: BaseException) -> str:
+    return str(getattr(exc, "sqlite_errorname", "") or "")
+
+
+_CANNOT_OPEN = (ENOENT, EACCES, EPERM, EEXIST, ENOTDIR, EISDIR)
+
+
+def translate(exc: sqlite3.Error | OSError, path: Path) -> SpoolError:
+    """A SpoolError with a specific reason for a SQLite or OS error on the spool file."""
+    code = _code(exc)
+    text = str(exc)
+    errno = getattr(exc, "errno", None)
+    if code.startswith("SQLITE_FULL") or errno == ENOSPC or "disk is full" in text:
+        return SpoolError(
+            f"spool {path}: no space left on the device",
+            "disk_full",
+            f"free space on the file system of {path.parent} or lower spool.maxBytes",
+        )
+    if code.startswith("SQLITE_READONLY") or errno == EROFS or "readonly" in text:
+        return SpoolError(
+            f"spool {path}: the file system or file is read-only",
+            "read_only",
+            f"point spool.path at a writable directory (now {path.parent})",
+        )
+    if code.startswith("SQLITE_CANTOPEN") or errno in _CANNOT_OPEN:
+        return SpoolError(
+            f"spool {path}: cannot open or create the file ({text})",
+            "cannot_open",
+            f"make {path.parent} a directory writable by the agent's user, or set spool.path",
+        )
+    if code.startswith("SQLITE_BUSY") or code.startswith("SQLITE_LOCKED"):
+        return SpoolError(
+            f"spool {path}: locked by another process",
+            "locked",
+            "run one agent per spool.path",
+        )
+    return SpoolError(
+        f"spool {path}: {code or type(exc).__name__}: {text}",
+        "io_error",
+        f"check the storage behind {path.parent} (dmesg for I/O errors)",
+    )

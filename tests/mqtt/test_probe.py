@@ -1,0 +1,136 @@
+"""``subscription.probe`` against Mosquitto's dynamic-security ACLs: SUBACK/PUBACK verdicts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from agent.checks.base import CheckContext
+from agent.config import build_config
+from agent.mqtt.connection import MqttConnection
+from agent.mqtt.probe import CHECK_ID, PROBE_SOURCE_KEY, filter_problem, probe_check, run_probes
+from agent.report import Status
+from tests.mqtt.helpers import TOPIC, settings_for
+from tests.peers.mosquitto import Mosquitto
+from tests.pki import THING, make_greengrass_root
+
+
+@pytest.fixture
+def connection(mosquitto: Mosquitto) -> Iterator[MqttConnection]:
+    mosquitto.allow(
+        THING,
+        publish=[TOPIC],
+        subscribe=[f"cmd/{THING}/#", "$aws/things/pi-42/jobs/notify"],
+    )
+    mosquitto.start()
+    device = mosquitto.client_cert(THING)
+    conn = MqttConnection(settings_for(mosquitto, device.cert_path, device.key_path))
+    conn.start()
+    assert conn.wait_first_attempt(20), conn.last_error
+    yield conn
+    conn.stop()
+
+
+def by_target(results: list) -> dict:  # type: ignore[type-arg]
+    return {r.target: r for r in results}
+
+
+def test_subscriptions_judged_by_suback(connection: MqttConnection, mosquitto: Mosquitto) -> None:
+    allowed = [f"cmd/{THING}/#", f"cmd/{THING}/reboot", "$aws/things/pi-42/jobs/notify"]
+    refused = ["cmd/other-thing/#", "dt/telemetry/+/x"]
+    results = by_target(run_probes(connection, allowed + refused))
+    assert set(results) == set(allowed + refused)
+    for topic in allowed:
+        assert results[topic].status is Status.OK, results[topic]
+        assert results[topic].details["reason_code"] == 1  # granted QoS 1
+    for topic in refused:
+        r = results[topic]
+        assert r.id == CHECK_ID
+        assert r.status is Status.CRITICAL
+        assert "NOT_AUTHORIZED (0x87)" in r.message
+        assert r.details == {
+            "operation": "subscribe",
+            "reason_code": 0x87,
+            "reason": "NOT_AUTHORIZED",
+        }
+        assert r.remediation and f"iot:Subscribe on topicfilter/{topic}" in r.remediation
+    log = mosquitto.log_tail(200)
+    # Granted probes are unsubscribed again; nothing was published anywhere.
+    assert f"Received UNSUBSCRIBE from {THING}" in log
+    assert f"Received PUBLISH from {THING}" not in log
+
+
+def test_more_than_eight_filters_go_in_several_subscribes(
+    connection: MqttConnection, mosquitto: Mosquitto
+) -> None:
+    topics = [f"cmd/{THING}/t{i}" for i in range(11)]
+    results = run_probes(connection, topics + topics[:2])  # duplicates probed once
+    assert [r.target for r in results] == topics
+    assert all(r.status is Status.OK for r in results)
+    assert mosquitto.log_tail(400).count(f"Received SUBSCRIBE from {THING}") == 2
+
+
+def test_invalid_filters_are_critical_without_being_sent(connection: MqttConnection) -> None:
+    results = by_target(run_probes(connection, ["a/#/b", "a+/b", "/".join("abcdefghi")]))
+    assert {r.details["reason"] for r in results.values()} == {"invalid_filter"}
+    assert all(r.status is Status.CRITICAL for r in results.values())
+    assert filter_problem("a/#/b") == "'#' must be a whole level and the last one"
+    assert filter_problem("dt/+/x/#") is None
+
+
+def test_health_topic_is_judged_by_the_report_puback(connection: MqttConnection) -> None:
+    ok = run_probes(connection, [], health_topic=TOPIC, health_puback=0x10)
+    assert [(r.target, r.status, r.details["operation"]) for r in ok] == [
+        (TOPIC, Status.OK, "publish")
+    ]
+    (refused,) = run_probes(connection, [], health_topic=TOPIC, health_puback=0x87)
+    assert refused.status is Status.CRITICAL
+    assert refused.remediation and f"iot:Publish on topic/{TOPIC}" in refused.remediation
+    (odd,) = run_probes(connection, [], health_topic=TOPIC, health_puback=0x97)
+    assert odd.status is Status.UNKNOWN
+    assert run_probes(connection, [], health_topic=TOPIC, health_puback=None) == []
+
+
+def test_not_connected_is_unknown(mosquitto: Mosquitto) -> None:
+    mosquitto.allow(THING)
+    device = mosquitto.client_cert(THING)
+    conn = MqttConnection(settings_for(mosquitto, device.cert_path, device.key_path))
+    (result,) = run_probes(conn, ["cmd/x"])  # never started
+    assert result.status is Status.UNKNOWN
+    assert result.details["reason"] == "not_connected"
+
+
+def test_the_check_uses_the_running_transport_connection(
+    connection: MqttConnection, mosquitto: Mosquitto, tmp_path
+) -> None:
+    root = make_greengrass_root(tmp_path)
+
+    class Source:
+        topic = TOPIC
+        last_health_puback = 0
+
+    source = Source()
+    source.connection = connection  # type: ignore[attr-defined]
+    config = build_config(
+        {
+            "transport": "mqtt",
+            "subscriptions": {"requiredTopics": ["cmd/{iot:thingName}/#", "cmd/nope"]},
+        }
+    )
+    ctx = CheckContext(config=config, greengrass=root, cache={PROBE_SOURCE_KEY: source})
+    results = by_target(list(probe_check(ctx)))
+    assert results[TOPIC].status is Status.OK
+    assert results[f"cmd/{THING}/#"].status is Status.OK
+    assert results["cmd/nope"].status is Status.CRITICAL
+    # Before the transport's first connection there is nothing to report either way.
+    fresh = Source()
+    fresh.connection = MqttConnection(connection.settings)  # type: ignore[attr-defined]
+    early = CheckContext(config=config, greengrass=root, cache={PROBE_SOURCE_KEY: fresh})
+    assert list(probe_check(early)) == []
+    # Without a running MQTT transport (the one-shot ``check``) there is nothing to probe with.
+    assert list(probe_check(CheckContext(config=config, greengrass=root))) == []
+    ipc = build_config({"subscriptions": {"requiredTopics": ["cmd/nope"]}})
+    assert list(probe_check(CheckContext(config=ipc, greengrass=root, cache=ctx.cache))) == []
+    off = build_config({"transport": "mqtt", "mqtt": {"probe": False}})
+    assert list(probe_check(CheckContext(config=off, greengrass=root, cache=ctx.cache))) == []
