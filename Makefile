@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-APT_PACKAGES := openssl mosquitto mosquitto-clients softhsm2
+APT_PACKAGES := openssl mosquitto mosquitto-clients softhsm2 jq
 
 .PHONY: install demo test lint bench package deploy-local fuzz clean
 

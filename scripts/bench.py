@@ -78,9 +78,9 @@ class _TmpFactory:
 @contextlib.contextmanager
 def moto(base: Path) -> Iterator[Any]:
     """A moto server on a free loopback port (no IAM enforcement: speed, not verdicts)."""
-    from tests.peers.moto import _running_moto
+    from tests.peers.moto import running_moto
 
-    with _running_moto(_TmpFactory(base), enforce_iam=False) as server:  # type: ignore[arg-type]
+    with running_moto(_TmpFactory(base), enforce_iam=False) as server:  # type: ignore[arg-type]
         yield server
 
 

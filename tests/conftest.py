@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-# The nucleus stand-in's fixtures (``nucleus``, ``nucleus_dir``, ``ipc_connect``) for every test.
-pytest_plugins = ["tests.nucleus.fixtures"]
+# Peers for every test: the nucleus stand-in (``nucleus``, ``nucleus_dir``, ``ipc_connect``) and
+# moto (``moto_server`` with IAM enforced, ``moto_server_open`` without).
+pytest_plugins = ["tests.nucleus.fixtures", "tests.peers.moto"]
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -17,8 +17,8 @@ import pytest
 from agent.report import CheckResult, HealthReport, Status
 from agent.shadow import SHADOW_NAME, build_summary
 from tests.conftest import REPO
-from tests.fleet.conftest import KEY_ID, REGION, SECRET, MotoIot
 from tests.peers.base import unavailable
+from tests.peers.moto import REGION, MotoServer
 
 FLEET = REPO / "scripts" / "fleet"
 TEMPLATE = FLEET / "gghealth-fleet.yaml"
@@ -142,18 +142,19 @@ def test_every_queried_shadow_field_exists(source: Path) -> None:
 # -- enable-fleet-indexing.sh against a real moto server ------------------------------------------
 
 
-def _env(moto: MotoIot, tmp_path: Path) -> dict[str, str]:
+def _env(moto: MotoServer, tmp_path: Path) -> dict[str, str]:
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
     for tool in ("aws", "jq", "bash"):
-        if shutil.which(tool) is None:
+        if shutil.which(tool, path=path) is None:
             unavailable(f"{tool} is not installed")
     return {
-        "PATH": os.environ["PATH"],
+        "PATH": path,  # the venv's own aws CLI (a test dependency) first
         "HOME": str(tmp_path),
         "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
         "AWS_ENDPOINT_URL": moto.url,
-        "AWS_ACCESS_KEY_ID": KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_ACCESS_KEY_ID": moto.admin_key_id,
+        "AWS_SECRET_ACCESS_KEY": moto.admin_secret,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
     }
@@ -165,7 +166,9 @@ def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_enable_fleet_indexing_merges_into_the_account(moto_iot: MotoIot, tmp_path: Path) -> None:
+def test_enable_fleet_indexing_merges_into_the_account(
+    moto_iot: MotoServer, tmp_path: Path
+) -> None:
     env = _env(moto_iot, tmp_path)
     iot = moto_iot.client("iot")
     before = {
@@ -209,7 +212,7 @@ def test_enable_fleet_indexing_merges_into_the_account(moto_iot: MotoIot, tmp_pa
     "args", [["--shadow-name", "bad/name"], ["--frobnicate"], ["--shadow-name"]]
 )
 def test_enable_fleet_indexing_refuses_bad_arguments(
-    moto_iot: MotoIot, tmp_path: Path, args: list[str]
+    moto_iot: MotoServer, tmp_path: Path, args: list[str]
 ) -> None:
     done = _run(_env(moto_iot, tmp_path), *args)
     assert done.returncode == 2

@@ -132,7 +132,7 @@ def _bootstrap_admin(url: str) -> tuple[str, str]:
 
 
 @contextmanager
-def _running_moto(
+def running_moto(
     tmp_path_factory: pytest.TempPathFactory, *, enforce_iam: bool
 ) -> Iterator[MotoServer]:
     if find_spec("moto.server") is None or find_spec("flask") is None or find_spec("boto3") is None:
@@ -176,7 +176,7 @@ def _running_moto(
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     """moto on a free loopback port with IAM enforcement (S3, STS, IAM); yields a MotoServer."""
-    with _running_moto(tmp_path_factory, enforce_iam=True) as server:
+    with running_moto(tmp_path_factory, enforce_iam=True) as server:
         yield server
 
 
@@ -189,7 +189,7 @@ def moto_server_open(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS
     SignatureDoesNotMatch once IAM is enforced. IoT behaviour is tested here; authorisation
     failures of IoT calls are tested against a canned HTTP peer.
     """
-    with _running_moto(tmp_path_factory, enforce_iam=False) as server:
+    with running_moto(tmp_path_factory, enforce_iam=False) as server:
         yield server
 
 

@@ -8,10 +8,7 @@ under ``services.<name>.configuration``.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from collections.abc import Iterator, Mapping
-from importlib.util import find_spec
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -131,39 +128,6 @@ def minimal_policy_text() -> str:
 
 
 @pytest.fixture(scope="session")
-def moto_iot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    """A moto server on loopback that does not enforce IAM, for AWS IoT policy fetching.
-
-    The shared ``moto_server`` enforces IAM, and moto then rejects the SigV4 signature of every
-    IoT REST call whose path holds an encoded ARN (``/attached-policies/arn%3Aaws%3A...``) with
-    SignatureDoesNotMatch, boto3's own included. Without enforcement moto still serves the real
-    IoT API over HTTP; the signing itself is checked against the canned peer.
-    """
-    from tests.peers.base import free_port, unavailable, wait_for_port
-    from tests.peers.moto import LAUNCH, _answers
-
-    if find_spec("moto.server") is None or find_spec("boto3") is None:
-        unavailable("moto[server] and boto3 are not installed in this environment")
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("moto-iot") / "moto.log"
-    env = {"PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": "moto", "AWS_SECRET_ACCESS_KEY": "moto"}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, "-H", "127.0.0.1", "-p", str(port)],
-            cwd=log_path.parent,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        if not wait_for_port(port) or not _answers(url):
-            unavailable(f"moto_server did not start: {log_path.read_text()[-2000:]}")
-        yield MotoServer(url=url, port=port, admin_key_id="AKIDOPEN", admin_secret="open")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+def moto_iot(moto_server_open: MotoServer) -> MotoServer:
+    """moto without IAM enforcement, for AWS IoT policy fetching (see tests.peers.moto)."""
+    return moto_server_open
