@@ -22,9 +22,10 @@ from concurrent.futures import TimeoutError
 from typing import Any, Protocol
 
 from agent.checks.base import CheckContext, check, result
-from agent.config import MAX_TOPIC_BYTES, MAX_TOPIC_SLASHES, Transport
+from agent.config import Transport
 from agent.mqtt.connection import MqttConnection, NotConnected
 from agent.report import CheckResult, Status
+from agent.subscriptions import topics
 
 CHECK_ID = "subscription.probe"
 PROBE_SOURCE_KEY = "mqtt.probe_source"
@@ -49,20 +50,8 @@ class ProbeSource(Protocol):
 
 
 def filter_problem(topic_filter: str) -> str | None:
-    """Why ``topic_filter`` is not a valid AWS IoT topic filter, or None."""
-    if not topic_filter:
-        return "empty topic filter"
-    if len(topic_filter.encode()) > MAX_TOPIC_BYTES:
-        return f"longer than {MAX_TOPIC_BYTES} bytes"
-    if topic_filter.count("/") > MAX_TOPIC_SLASHES:
-        return f"more than {MAX_TOPIC_SLASHES} slashes"
-    levels = topic_filter.split("/")
-    for i, level in enumerate(levels):
-        if "#" in level and (level != "#" or i != len(levels) - 1):
-            return "'#' must be a whole level and the last one"
-        if "+" in level and level != "+":
-            return "'+' must be a whole level"
-    return None
+    """Why ``topic_filter`` is not a valid AWS IoT topic filter (MQTT syntax and IoT limits)."""
+    return topics.filter_problem(topic_filter) or topics.aws_iot_limit_problem(topic_filter)
 
 
 def run_probes(
