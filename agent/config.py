@@ -9,11 +9,20 @@ names the key path whichever source it came from.
 from __future__ import annotations
 
 import enum
+import types
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePath
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from agent.errors import ConfigError
@@ -24,6 +33,17 @@ DEFAULT_HEALTH_TOPIC = "dt/gghealth/{iot:thingName}/health"
 # AWS IoT topic limits: https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits
 MAX_TOPIC_BYTES = 256
 MAX_TOPIC_SLASHES = 7
+MAX_PROBE_PREFIX_BYTES = 512
+"""S3 keys are at most 1024 bytes; the probe key adds the thing name (<= 128) and a UUID."""
+
+
+def _numeric(annotation: Any) -> bool:
+    if annotation in (int, float):
+        return True
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = set(get_args(annotation)) - {type(None)}
+        return bool(args) and args <= {int, float}
+    return False
 
 
 class _Model(BaseModel):
@@ -32,6 +52,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_values(cls, value: Any, info: ValidationInfo) -> Any:
+        # YAML 1.1 reads yes/no/on/off as booleans and pydantic would take true as 1:
+        # "intervalSeconds: yes" must not become a report every second.
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and _numeric(field.annotation):
+            raise ValueError("must be a number, not true/false")
+        # No file name, topic or name can hold NUL; os calls would fail on it mid-cycle.
+        items = value if isinstance(value, (list, tuple)) else (value,)
+        if any(isinstance(v, (str, PurePath)) and "\x00" in str(v) for v in items):
+            raise ValueError("must not contain a NUL byte")
+        return value
 
 
 class Transport(str, enum.Enum):
@@ -68,6 +102,19 @@ class BucketConfig(_Model):
     name: str = Field(min_length=3, max_length=63)
     access: BucketAccess = BucketAccess.READ
 
+    @field_validator("name")
+    @classmethod
+    def _bucket_name(cls, name: str) -> str:
+        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+        from agent.aws.endpoints import valid_bucket_name
+
+        if not valid_bucket_name(name):
+            raise ValueError(
+                "not a valid S3 bucket name (letters, digits, '.', '-'; no '..'; "
+                "starting and ending with a letter or digit)"
+            )
+        return name
+
 
 class CredentialsSource(str, enum.Enum):
     """Where S3 credentials come from."""
@@ -102,6 +149,25 @@ class S3Config(_Model):
     """Wall-clock budget for all S3/STS work of one cycle; what is left over is UNKNOWN."""
     max_concurrency: int = Field(8, ge=1, le=32)
     """S3 requests in flight at once when many artifacts are checked."""
+    refresh_seconds: int = Field(900, ge=0, le=7 * 24 * 3600)
+    """A running agent reuses its S3/STS verdicts this long (0: probe every cycle), unless the
+    deployed artifacts, the ``s3`` settings or the credentials change: access changes rarely,
+    and every probe is billed requests (a PutObject per writable bucket) on every device."""
+
+    @field_validator("probe_prefix")
+    @classmethod
+    def _probe_prefix(cls, prefix: str) -> str:
+        # Probe objects only ever go under this prefix, and the role's write grant is scoped to
+        # it: an empty one would need s3:PutObject on the whole bucket.
+        if not prefix.strip("/"):
+            raise ValueError(
+                "must name a key prefix such as 'gghealth-probe/' (write probes go only there)"
+            )
+        if prefix.startswith("/"):
+            raise ValueError("must not start with '/' (S3 object keys have no leading slash)")
+        if len(prefix.encode("utf-8", "surrogatepass")) > MAX_PROBE_PREFIX_BYTES:
+            raise ValueError(f"longer than {MAX_PROBE_PREFIX_BYTES} bytes")
+        return prefix
 
 
 class SubscriptionsConfig(_Model):
@@ -185,15 +251,38 @@ class AgentConfig(_Model):
 
 
 def validate_publish_topic(topic: str) -> str:
-    """Reject a topic AWS IoT would refuse to publish on (no wildcards, size and depth limits)."""
+    """Reject a topic AWS IoT would refuse to publish on (no wildcards, size and depth limits).
+
+    MQTT forbids U+0000 in topics (MQTT 5.0 section 1.5.4); ``$`` topics are reserved by AWS IoT
+    (https://docs.aws.amazon.com/iot/latest/developerguide/reserved-topics.html) except Basic
+    Ingest ``$aws/rules/<rule>/...``, whose three leading levels do not count toward the limits.
+    """
+    from agent.subscriptions.topics import split_basic_ingest, topic_problem
+
     if not topic:
         raise ValueError("must not be empty")
+    if "\x00" in topic:
+        raise ValueError("must not contain the NUL character (MQTT forbids U+0000)")
     if "+" in topic or "#" in topic:
         raise ValueError("a publish topic must not contain the MQTT wildcards + or #")
-    if len(topic.encode()) > MAX_TOPIC_BYTES:
+    try:
+        topic.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid UTF-8 (it holds a lone surrogate)") from None
+    ingest, counted = split_basic_ingest(topic)
+    if topic.startswith("$") and not ingest:
+        raise ValueError(
+            "topics starting with '$' are reserved by AWS IoT; only Basic Ingest "
+            "'$aws/rules/<rule>/...' may carry the report"
+        )
+    size = len(counted.encode("utf-8"))
+    if size > MAX_TOPIC_BYTES:
         raise ValueError(f"longer than {MAX_TOPIC_BYTES} bytes")
-    if topic.count("/") > MAX_TOPIC_SLASHES:
+    if counted.count("/") > MAX_TOPIC_SLASHES:
         raise ValueError(f"more than {MAX_TOPIC_SLASHES} slashes (AWS IoT limit)")
+    problem = topic_problem(topic)  # and whatever else MQTT itself forbids
+    if problem:
+        raise ValueError(problem)
     return topic
 
 

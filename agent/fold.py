@@ -18,6 +18,9 @@ from agent.report import CheckResult, Chunk, HealthReport, Status
 
 MAX_PAYLOAD_BYTES = 128 * 1024
 TARGETS_SAMPLE = 10
+MAX_THING_NAME = 128
+"""AWS IoT thing names are at most 128 characters; a longer one (a broken configuration) is
+clipped in a folded report so the header every chunk repeats cannot outgrow the payload."""
 
 
 def encode(report: HealthReport) -> bytes:
@@ -56,6 +59,12 @@ def _shrink(r: CheckResult, budget: int) -> CheckResult:
     if _result_size(r) <= budget:
         return r
     details: dict[str, Any] = {"truncated": True}
+    # What alert rules and readers key on survives: the reason, and an aggregate's count.
+    reason, count = r.details.get("reason"), r.details.get("count")
+    if isinstance(reason, str) and len(reason) <= 64:
+        details["reason"] = reason
+    if isinstance(count, int):
+        details["count"] = count
     return replace(
         r,
         message=r.message[:1024],
@@ -70,7 +79,10 @@ def payloads(report: HealthReport, limit: int = MAX_PAYLOAD_BYTES) -> list[bytes
     whole = encode(report)
     if len(whole) <= limit:
         return [whole]
-    folded = replace(report, checks=fold_ok(report.checks))
+    thing = report.thing_name
+    if len(thing) > MAX_THING_NAME:
+        thing = thing[:MAX_THING_NAME] + "..."
+    folded = replace(report, checks=fold_ok(report.checks), thing_name=thing)
     body = encode(folded)
     if len(body) <= limit:
         return [body]

@@ -22,6 +22,8 @@ DEFAULT_REGION = "us-east-1"
 _BUCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
 _DNS_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+# DNS names (RFC 1123, "_" tolerated as resolvers do), IPv4, and IPv6 literals.
+_HOST_RE = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9])?|[0-9A-Fa-f:.]+")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,12 @@ def parse_endpoint(text: str, *, what: str, default_scheme: str = "https") -> En
         raise AwsError(
             ErrorKind.NOT_CONFIGURED,
             f"{what} {text!r} must be an http:// or https:// URL with a host",
+        )
+    if not _HOST_RE.fullmatch(parts.hostname):
+        # e.g. the "<CONFIGURE_THIS>" placeholders of the nucleus-lite sample configuration
+        raise AwsError(
+            ErrorKind.NOT_CONFIGURED,
+            f"{what} {text!r} does not name a host (a placeholder left unconfigured?)",
         )
     return Endpoint(
         scheme=parts.scheme,

@@ -12,7 +12,6 @@ https://docs.aws.amazon.com/greengrass/v2/developerguide/interprocess-communicat
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,6 +23,7 @@ from agent.subscriptions.ipc_resources import (
     with_thing_name,
 )
 from agent.subscriptions.ipc_services import ANY, IPC_SERVICES, lookup_style
+from agent.yamlio import loads_json
 
 _FIELDS = {
     "policydescription": "policyDescription",
@@ -133,7 +133,7 @@ def _parse_component(
     if isinstance(value, str):
         # A leaf value is parsed as JSON ("be flexible and do best to understand customer intent").
         try:
-            value = json.loads(value)
+            value = loads_json(value)
         except ValueError as exc:
             return (
                 [],

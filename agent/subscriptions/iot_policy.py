@@ -129,12 +129,40 @@ def parse_policy(name: str, document: Any, policy_arn: str | None = None) -> Iot
     return IotPolicy(name, tuple(statements), policy_arn)
 
 
+_STAR, _ONE = "*", "?"
+"""Wildcard tokens; every other token is a regex-escaped literal character."""
+
+
+def _compile_glob(tokens: list[str], flags: int = 0) -> re.Pattern[str]:
+    """A regex for the glob ``tokens`` whose matching time stays polynomial.
+
+    ``.*a.*a.*a.*b`` backtracks exponentially in the number of stars; as in CPython's fnmatch
+    (bpo-40480), every star but the last is matched lazily inside a lookahead that is then
+    consumed by a backreference, which the engine never re-enters: each fixed piece between
+    stars is found once, leftmost, which is enough for a glob.
+    """
+    pieces: list[list[str]] = [[]]
+    for token in tokens:
+        if token == _STAR:
+            if pieces[-1] or len(pieces) == 1:
+                pieces.append([])
+            continue  # "**" is "*"
+        pieces[-1].append("." if token == _ONE else token)
+    head, *middle = ("".join(piece) for piece in pieces)
+    if not middle:
+        return re.compile(head, re.DOTALL | flags)
+    *between, tail = middle
+    out = [head]
+    for index, fixed in enumerate(between):
+        out.append(f"(?=(?P<g{index}>.*?{fixed}))(?P=g{index})")
+    out.append(f".*{tail}")
+    return re.compile("".join(out), re.DOTALL | flags)
+
+
 @functools.lru_cache(maxsize=4096)
 def _glob(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    out = []
-    for char in pattern:
-        out.append(".*" if char == "*" else "." if char == "?" else re.escape(char))
-    return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+    tokens = [c if c in (_STAR, _ONE) else re.escape(c) for c in pattern]
+    return _compile_glob(tokens, re.IGNORECASE if ignore_case else 0)
 
 
 def glob_match(pattern: str, text: str, *, ignore_case: bool = False) -> bool:
@@ -195,16 +223,16 @@ def _resource_match(pattern: str, resource: str) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def _escaped_glob(pattern: str) -> re.Pattern[str]:
-    out, index = [], 0
+    tokens, index = [], 0
     while index < len(pattern):
         char = pattern[index]
         if char == "\x00" and index + 1 < len(pattern):
-            out.append(re.escape(pattern[index + 1]))
+            tokens.append(re.escape(pattern[index + 1]))
             index += 2
             continue
-        out.append(".*" if char == "*" else "." if char == "?" else re.escape(char))
+        tokens.append(char if char in (_STAR, _ONE) else re.escape(char))
         index += 1
-    return re.compile("".join(out), re.DOTALL)
+    return _compile_glob(tokens)
 
 
 def arn(service: str, resource: str, ctx: Context, account: str | None = None) -> str:

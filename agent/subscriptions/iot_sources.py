@@ -8,13 +8,12 @@ wrapper (``policyName`` + ``policyDocument`` as a YAML scalar holding JSON), or 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from agent.subscriptions.iot_policy import IotPolicy, PolicyError, parse_policy
-from agent.yamlio import InputError, load_yaml_file, load_yaml_text
+from agent.yamlio import InputError, load_yaml_file, load_yaml_text, loads_json
 
 MAX_POLICY_FILE_BYTES = 1024 * 1024
 """AWS IoT caps a policy document at 2048 characters; anything near a megabyte is not one."""
@@ -48,7 +47,7 @@ def _document(value: Any, name: str) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        return json.loads(value)
+        return loads_json(value)
     except ValueError:
         try:
             return load_yaml_text(value, origin=f"policyDocument of {name}")

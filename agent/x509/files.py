@@ -50,6 +50,12 @@ class Problem:
     """What is wrong, without the path (the result's target carries it)."""
 
 
+NUL_IN_PATH = Problem(
+    NOT_FOUND, "does not exist: the configured path holds a NUL byte, which no file name may hold"
+)
+"""What a path with an embedded NUL byte (``os`` refuses it with ValueError) comes to."""
+
+
 def stamp_of(st: os.stat_result) -> Stamp:
     """The cache key of one version of a file."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -65,6 +71,8 @@ def stat_file(path: str, cap: int = MAX_PEM_BYTES) -> os.stat_result | Problem:
         return Problem(PERMISSION_DENIED, "permission denied on a parent directory")
     except OSError as exc:
         return os_problem(exc)
+    except ValueError:  # an embedded NUL byte: the configuration holds a broken path
+        return NUL_IN_PATH
     return check_regular(st, cap)
 
 
@@ -90,6 +98,8 @@ def read_bounded(path: str, cap: int = MAX_PEM_BYTES) -> tuple[bytes, os.stat_re
         return Problem(PERMISSION_DENIED, "permission denied")
     except OSError as exc:
         return os_problem(exc)
+    except ValueError:
+        return NUL_IN_PATH
     try:
         checked = check_regular(os.fstat(fd), cap)
         if isinstance(checked, Problem):
@@ -108,7 +118,7 @@ def peek(path: str, size: int) -> bytes:
     """The first ``size`` bytes of a file, or b"" when it cannot be read."""
     try:
         fd = os.open(path, _OPEN_FLAGS)
-    except OSError:
+    except (OSError, ValueError):
         return b""
     try:
         return _read_up_to(fd, size)

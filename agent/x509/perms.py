@@ -38,8 +38,8 @@ def file_verdict(path: str, private_key: bool) -> Verdict | None:
     """Verdict on a key or certificate file, after symlinks; None when it does not exist."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        return None  # certificate.readable reports it
+    except (FileNotFoundError, ValueError):
+        return None  # certificate.readable reports it (ValueError: a NUL byte in the path)
     except OSError as exc:
         problem = os_problem(exc)
         if problem.reason != PERMISSION_DENIED:

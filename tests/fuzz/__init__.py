@@ -1,0 +1,1 @@
+"""Fuzz targets, one per parser, with seed corpora; run them with ``tests/fuzz/run.py``."""
