@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-APT_PACKAGES := openssl mosquitto mosquitto-clients softhsm2 jq
+APT_PACKAGES := openssl mosquitto mosquitto-clients softhsm2 jq faketime
 
 .PHONY: install demo test lint bench package deploy-local fuzz clean
 
@@ -49,3 +49,11 @@ deploy-local: package
 # make bench [BENCH_ARGS="--quick"]: the Markdown table of docs/benchmarks.md
 bench: install
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGET  ?= all
+# Time-boxed fuzzing of every parser, not part of `make test`: atheris/libFuzzer from the fuzz
+# extra, or run.py's plain mutation loop where atheris cannot be installed.
+fuzz: install
+	-$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[fuzz]'
+	$(BIN)/python tests/fuzz/run.py $(FUZZ_TARGET) --seconds $(FUZZ_SECONDS) $(if $(FUZZ_OUT),--out $(FUZZ_OUT),)

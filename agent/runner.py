@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import structlog
 
@@ -37,16 +39,37 @@ def run_checks(checks: Sequence[Check], ctx: CheckContext) -> list[CheckResult]:
     return results
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector off for the duration of one cycle.
+
+    A cycle allocates tens of thousands of small, acyclic objects (facts, results, their detail
+    dicts) that survive into the cache; with the collector on, each 700 allocations trigger a
+    young collection and their survival soon triggers full ones that walk every cached object
+    again - about a fifth of a 10,000-certificate cycle. Reference counting still frees
+    everything acyclic at once; whatever cyclic garbage a cycle leaves is collected after it.
+    """
+    if not gc.isenabled():  # nested, or disabled by the embedding application: leave it be
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def build_report(checks: Sequence[Check], ctx: CheckContext, sequence: int = 0) -> HealthReport:
     """One cycle: run the checks and wrap the results in a HealthReport."""
-    started = time.perf_counter()
-    results = run_checks(checks, ctx)
-    generated = ctx.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
-    return HealthReport.build(
-        results,
-        agent_version=__version__,
-        thing_name=ctx.thing_name,
-        generated_at=generated,
-        sequence=sequence,
-        duration_ms=(time.perf_counter() - started) * 1000,
-    )
+    with gc_paused():
+        started = time.perf_counter()
+        results = run_checks(checks, ctx)
+        generated = ctx.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+        return HealthReport.build(
+            results,
+            agent_version=__version__,
+            thing_name=ctx.thing_name,
+            generated_at=generated,
+            sequence=sequence,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )

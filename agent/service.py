@@ -172,6 +172,14 @@ class Agent:
             transport=settings.config.transport.value,
         )
 
+    def safe_cycle(self) -> None:
+        """One cycle for the scheduler: a bug in a cycle is logged, and the next cycle still runs
+        (checks already turn their own exceptions into results; this guards the glue)."""
+        try:
+            self.cycle()
+        except Exception as exc:
+            log.error("cycle_failed", error=f"{type(exc).__name__}: {exc}")
+
     def cycle(self) -> PublishOutcome:
         """Check, publish, remember how the publish went for the next report."""
         if self.config_dirty.is_set():
@@ -239,14 +247,11 @@ def _run_until_signalled(agent: Agent) -> int:
     signal.signal(signal.SIGINT, on_signal)
     worker = threading.Thread(
         target=run_every,
-        args=(agent.cycle, lambda: float(agent.settings.config.interval_seconds), stop),
+        args=(agent.safe_cycle, lambda: float(agent.settings.config.interval_seconds), stop),
         name="gghealth-cycles",
         daemon=True,  # a cycle stuck past the grace period must not keep the process alive
     )
     worker.start()
-    while not stop.wait(3600):
-        if not worker.is_alive():  # a crash in the loop itself: stop rather than run headless
-            log.error("cycle_loop_died")
-            return EXIT_CONFIG
+    stop.wait()  # no polling: the signal handler wakes us
     worker.join(SHUTDOWN_GRACE_S)
     return EXIT_OK

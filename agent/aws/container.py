@@ -13,7 +13,6 @@ https://docs.aws.amazon.com/greengrass/v2/developerguide/device-service-role.htm
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from agent.aws.credentials import Credentials, parse_expiration
 from agent.aws.endpoints import Endpoint, parse_endpoint
 from agent.aws.errors import AwsError, ErrorKind, classify
 from agent.aws.http import HttpClient
-from agent.yamlio import InputError, read_text_bounded
+from agent.yamlio import InputError, loads_json, read_text_bounded
 
 ECS_HOST = "169.254.170.2"
 # Hosts the SDKs accept over plain http besides loopback (ECS and EKS pod identity agents).
@@ -120,7 +119,7 @@ def _denied(
 def parse_container_body(body: bytes, where: str) -> Credentials:
     """``{AccessKeyId, SecretAccessKey, Token, Expiration}`` as Credentials."""
     try:
-        data = json.loads(body)
+        data = loads_json(body)
     except (ValueError, UnicodeDecodeError):
         data = None
     if not isinstance(data, dict):

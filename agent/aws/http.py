@@ -80,10 +80,6 @@ class Response:
         return 200 <= self.status < 300
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 @dataclass
 class _Exchange:
     limit: int
@@ -96,10 +92,17 @@ class _Exchange:
         self.headers = list(headers)
 
     def on_body(self, http_stream: Any, chunk: bytes, **_: Any) -> None:
+        if self.too_large:
+            return
         self.size += len(chunk)
         if self.size > self.limit:
+            # Closing the connection ends the stream with an error at once. Raising here would
+            # too, but awscrt prints the traceback of an exception from a callback on stderr,
+            # the agent's log stream.
             self.too_large = True
-            raise _BodyTooLarge()
+            self.chunks.clear()
+            http_stream.connection.close()
+            return
         self.chunks.append(bytes(chunk))
 
 
@@ -270,16 +273,20 @@ class HttpClient:
             ) from None
         except Exception as exc:
             if exchange.too_large:
-                raise AwsError(
-                    ErrorKind.UNEXPECTED, f"{where}: answer larger than {self._max_body} bytes"
-                ) from None
+                raise self._too_large(where) from None
             raise from_crt(exc, where=where) from None
+        if exchange.too_large:  # the last chunk crossed the limit and the stream still ended well
+            conn.close()
+            raise self._too_large(where)
         merged: dict[str, str] = {}
         for name, value in exchange.headers:
             lower = name.lower()
             merged[lower] = f"{merged[lower]},{value}" if lower in merged else value
         log.debug("aws_http", method=method, url=where.split(" ", 1)[1], status=status)
         return Response(int(status), merged, b"".join(exchange.chunks))
+
+    def _too_large(self, where: str) -> AwsError:
+        return AwsError(ErrorKind.UNEXPECTED, f"{where}: answer larger than {self._max_body} bytes")
 
     def _release(self, key: tuple[str, int, Any], conn: Any, response: Response) -> None:
         if response.headers.get("connection", "").lower() == "close" or not conn.is_open():

@@ -10,7 +10,6 @@ The device's role rarely may call these, hence ``subscriptions.fetchIotPolicy`` 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -18,6 +17,7 @@ from urllib.parse import quote, urlencode
 from agent.aws.endpoints import partition
 from agent.aws.errors import AwsError, ErrorKind, classify
 from agent.aws.session import AwsSession
+from agent.yamlio import loads_json
 
 MAX_PAGES = 20
 """A certificate has at most 10 policies attached (IoT quota); pages beyond this are a bug."""
@@ -109,7 +109,7 @@ def _call(session: AwsSession, method: str, path: str, what: str) -> dict[str, A
     if not response.ok:
         raise classify(response.status, response.headers, response.body, what=what)
     try:
-        data = json.loads(response.body or b"{}")
+        data = loads_json(response.body or b"{}")
     except (ValueError, UnicodeDecodeError):
         data = None
     if not isinstance(data, dict):

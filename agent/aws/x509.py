@@ -14,7 +14,6 @@ provider hides the HTTP status (a 403 must be reported as a missing
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,6 +24,7 @@ from agent.aws.errors import AwsError, ErrorKind, classify
 from agent.aws.http import HttpClient, TlsSettings
 from agent.config import S3CredentialsConfig
 from agent.greengrass.root import GreengrassRoot
+from agent.yamlio import loads_json
 
 
 def from_x509(
@@ -98,7 +98,7 @@ def from_x509(
 
 def _parse(body: bytes, where: str) -> Credentials:
     try:
-        data = json.loads(body)
+        data = loads_json(body)
     except (ValueError, UnicodeDecodeError):
         data = None
     creds = data.get("credentials") if isinstance(data, dict) else None

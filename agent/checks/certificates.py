@@ -1,13 +1,15 @@
 """The X.509 identity audit: the six ``certificate.*`` checks of the SPEC catalogue.
 
 Files are read and parsed once per cycle (the inventory is shared through ``ctx.memo``), their
-facts cached across cycles in ``ctx.cache``, and unchanged results reused; the checks below
-only pick targets and turn facts into results (see :mod:`agent.x509`). Validity is re-judged
-every cycle from the cached dates, because the clock moves.
+facts cached across cycles in ``ctx.cache``, and unchanged results reused - per file, or as
+a whole list when no file changed; the checks below only pick targets and turn facts into
+results (see :mod:`agent.x509`). Validity is re-judged from the cached dates whenever the clock
+leaves the window in which every day count stands, because the clock moves.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from agent.checks.base import CheckContext, check
@@ -19,16 +21,19 @@ from agent.x509.parse import PemCertificates, PrivateKeyFacts
 from agent.x509.perms import Verdict, directories_of, directory_verdict, file_verdict
 from agent.x509.quality import describe_key
 from agent.x509.results import (
+    ListMemo,
     ResultMemo,
     combine,
     key_quality_result,
     readable_result,
     validity_phase,
     validity_result,
+    validity_window,
 )
 
 MEMO_KEY = "certificate.inventory"
 CACHE_KEY = "certificate.files"
+LAST_INVENTORY_KEY = "certificate.last_inventory"
 
 
 def _sources(ctx: CheckContext) -> Sources:
@@ -51,6 +56,8 @@ def inventory(ctx: CheckContext) -> Inventory:
     def build() -> Inventory:
         inv, cache = collect(_sources(ctx), ctx.cache.get(CACHE_KEY))
         ctx.cache[CACHE_KEY] = cache
+        inv.continues(ctx.cache.get(LAST_INVENTORY_KEY))
+        ctx.cache[LAST_INVENTORY_KEY] = inv
         return inv
 
     found: Inventory = ctx.memoized(MEMO_KEY, build)
@@ -61,6 +68,10 @@ def inventory(ctx: CheckContext) -> Inventory:
 def readable(ctx: CheckContext) -> Iterable[CheckResult]:
     """Every configured file exists, is a regular file <= 1 MiB and parses as expected."""
     inv = inventory(ctx)
+    whole = ListMemo(ctx.cache, "certificate.readable.list", inv.generation)
+    reused = whole.get(ctx.privileged)
+    if reused is not None:
+        return reused
     out = [
         CheckResult(
             "certificate.readable",
@@ -78,7 +89,7 @@ def readable(ctx: CheckContext) -> Iterable[CheckResult]:
         out.append(
             memo.get(key, token) or memo.put(key, token, readable_result(entry, ctx.privileged))
         )
-    return out
+    return whole.put(ctx.privileged, out)
 
 
 @check("certificate.validity")
@@ -86,15 +97,23 @@ def validity(ctx: CheckContext) -> Iterable[CheckResult]:
     """Days left of every certificate against ``certificates.warnDays``/``criticalDays``."""
     now = ctx.clock().timestamp()
     warn, crit = ctx.config.certificates.warn_days, ctx.config.certificates.critical_days
+    inv = inventory(ctx)
+    whole = ListMemo(ctx.cache, "certificate.validity.list", inv.generation)
+    reused = whole.get((warn, crit), now)
+    if reused is not None:
+        return reused
     memo = ResultMemo(ctx.cache, "certificate.validity.results")
     out: list[CheckResult] = []
-    for entry in inventory(ctx).entries:
+    after, until = -math.inf, math.inf  # when some verdict of this list changes
+    for entry in inv.entries:
         pem = entry.outcome
         if not isinstance(pem, PemCertificates):
             continue
         multi = len(pem.certs) > 1
         for index, c in enumerate(pem.certs):
             days_left, phase = validity_phase(c, now)
+            lo, hi = validity_window(c, days_left, phase)
+            after, until = max(after, lo), min(until, hi)
             key, token = (entry.path, entry.role, index), (pem, days_left, phase, warn, crit)
             out.append(
                 memo.get(key, token)
@@ -104,15 +123,20 @@ def validity(ctx: CheckContext) -> Iterable[CheckResult]:
                     validity_result(entry, index, c, multi, days_left, phase, warn, crit),
                 )
             )
-    return out
+    return whole.put((warn, crit), out, (after, until))
 
 
 @check("certificate.key_quality")
 def key_quality(ctx: CheckContext) -> Iterable[CheckResult]:
     """Key size, curve, exponent, ROCA fingerprint and signature hash of every certificate."""
+    inv = inventory(ctx)
+    whole = ListMemo(ctx.cache, "certificate.key_quality.list", inv.generation)
+    reused = whole.get(None)
+    if reused is not None:
+        return reused
     memo = ResultMemo(ctx.cache, "certificate.key_quality.results")
     out: list[CheckResult] = []
-    for entry in inventory(ctx).entries:
+    for entry in inv.entries:
         pem = entry.outcome
         if not isinstance(pem, PemCertificates):
             continue
@@ -122,7 +146,7 @@ def key_quality(ctx: CheckContext) -> Iterable[CheckResult]:
             out.append(
                 memo.get(key, pem) or memo.put(key, pem, key_quality_result(entry, index, c, multi))
             )
-    return out
+    return whole.put(None, out)
 
 
 @check("certificate.key_match")

@@ -6,13 +6,17 @@ rejected later. Verdicts (SPEC, check catalogue): AccessDenied and NoSuchBucket/
 CRITICAL (for an artifact: the next deployment of that component fails with "Failed to
 download artifact"), another region is WARNING, rejected credentials are CRITICAL on
 ``s3.credentials``, and no answer (refused, DNS, timeout, 5xx, throttling) is UNKNOWN.
+
+A running agent reuses the last audit for ``s3.refreshSeconds`` unless what it depends on
+changed (see :mod:`agent.aws.refresh`); ``details.checked_at`` says when AWS was asked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -22,6 +26,7 @@ from agent.aws.errors import AwsError, ErrorKind
 from agent.aws.http import HttpClient
 from agent.aws.probe_verdicts import probe_result
 from agent.aws.probes import locate, probe_artifact, probe_bucket
+from agent.aws.refresh import LAST_AUDIT_KEY, ProbedAudit, audit_inputs
 from agent.aws.s3 import S3
 from agent.aws.session import AwsSession, Budget, resolve_credentials
 from agent.aws.sts import CallerIdentity, get_caller_identity
@@ -36,7 +41,7 @@ from agent.aws.verdicts import (
 )
 from agent.checks.base import CheckContext, check, result
 from agent.greengrass.platform import device_platform
-from agent.greengrass.recipes import Artifact, find_deployed_artifacts
+from agent.greengrass.recipes import Artifact, DeployedArtifacts, find_deployed_artifacts
 from agent.report import CheckResult, Status
 
 log = structlog.get_logger(__name__)
@@ -56,10 +61,12 @@ class Audit:
     results: dict[str, list[CheckResult]] = field(
         default_factory=lambda: {CREDENTIALS: [], IDENTITY: [], BUCKET: [], ARTIFACT: []}
     )
+    credentials_expire: datetime | None = None
+    """When the credentials the probes used expire (they are fetched again after that)."""
 
 
 def _audit(ctx: CheckContext) -> Audit:
-    audit: Audit = ctx.memoized("s3.audit", lambda: run_audit(ctx))
+    audit: Audit = ctx.memoized("s3.audit", lambda: audit_or_reuse(ctx))
     return audit
 
 
@@ -90,19 +97,43 @@ def check_artifacts(ctx: CheckContext) -> Iterable[CheckResult]:
 CHECKS = [check_credentials, check_identity, check_buckets, check_artifacts]
 
 
-def run_audit(ctx: CheckContext) -> Audit:
-    """All S3/STS work of one cycle, bounded by ``s3.cycleBudgetSeconds``."""
+def audit_or_reuse(ctx: CheckContext) -> Audit:
+    """This cycle's audit: the last one while it still stands, else a new probe of AWS."""
     cfg = ctx.config.s3
-    audit = Audit()
-    out = audit.results
-    artifacts: list[Artifact] = []
-    if cfg.check_artifacts:
-        deployed = find_deployed_artifacts(
+    deployed = (
+        find_deployed_artifacts(
             ctx.greengrass,
             ctx.cache,
             ignore=[ctx.config.component_name],
             device=device_platform(ctx.greengrass.nucleus, lite=ctx.greengrass.lite),
         )
+        if cfg.check_artifacts
+        else None
+    )
+    now = ctx.clock()
+    inputs = audit_inputs(
+        config=cfg,
+        greengrass=ctx.greengrass,
+        env=ctx.env,
+        thing_name=ctx.thing_name,
+        region=resolve_region(ctx.greengrass.region, ctx.env)[0],
+        deployed=deployed,
+    )
+    last = ctx.cache.get(LAST_AUDIT_KEY)
+    if isinstance(last, ProbedAudit) and last.reusable(inputs, now, cfg.refresh_seconds):
+        return Audit(dict(last.results), last.credentials_expire)
+    audit = run_audit(ctx, deployed, now)
+    ctx.cache[LAST_AUDIT_KEY] = ProbedAudit(inputs, audit.results, now, audit.credentials_expire)
+    return audit
+
+
+def run_audit(ctx: CheckContext, deployed: DeployedArtifacts | None, now: datetime) -> Audit:
+    """All S3/STS work of one cycle, bounded by ``s3.cycleBudgetSeconds``."""
+    cfg = ctx.config.s3
+    audit = Audit()
+    out = audit.results
+    artifacts: list[Artifact] = []
+    if deployed is not None:
         out[ARTIFACT].extend(recipe_problem_result(p) for p in deployed.problems)
         artifacts = deployed.with_scheme("s3")
         if not artifacts and not deployed.problems:
@@ -131,13 +162,14 @@ def run_audit(ctx: CheckContext) -> Audit:
             thing_name=ctx.thing_name,
             http=http,
             budget=budget,
-            now=ctx.clock(),
+            now=now,
         )
     except AwsError as exc:
         out[CREDENTIALS].append(credentials_failed(cfg.credentials.source.value, exc))
         _block_all(ctx, out, artifacts, "no usable credentials (see s3.credentials)")
-        return _finish(audit, ctx, secrets)
+        return _finish(audit, ctx, secrets, now)
     secrets = creds.secret_values
+    audit.credentials_expire = creds.expiration
     session = AwsSession(http=http, credentials=creds, region=region, env=ctx.env, budget=budget)
     identity: CallerIdentity | None = None
     try:
@@ -146,7 +178,7 @@ def run_audit(ctx: CheckContext) -> Audit:
         if exc.kind is ErrorKind.BAD_CREDENTIALS:
             out[CREDENTIALS].append(credentials_failed(cfg.credentials.source.value, exc, creds))
             _block_all(ctx, out, artifacts, "the credentials were rejected (see s3.credentials)")
-            return _finish(audit, ctx, secrets)
+            return _finish(audit, ctx, secrets, now)
         out[IDENTITY].append(unknown_from(IDENTITY, cfg.expected_role or "service role", exc))
     else:
         out[IDENTITY].append(identity_result(identity, cfg.expected_role))
@@ -157,7 +189,7 @@ def run_audit(ctx: CheckContext) -> Audit:
         out[CREDENTIALS].append(
             credentials_ok(cfg.credentials.source.value, creds, region, region_origin, identity)
         )
-    return _finish(audit, ctx, secrets)
+    return _finish(audit, ctx, secrets, now)
 
 
 def _probe_all(
@@ -240,9 +272,15 @@ def _block_all(
         )
 
 
-def _finish(audit: Audit, ctx: CheckContext, secrets: tuple[str, ...]) -> Audit:
+def _finish(
+    audit: Audit, ctx: CheckContext, secrets: tuple[str, ...], checked_at: datetime
+) -> Audit:
+    stamp = {"checked_at": checked_at.strftime("%Y-%m-%dT%H:%M:%SZ")}
     for check_id, results in audit.results.items():
-        audit.results[check_id] = scrub_results(results, secrets, ctx.env)
+        audit.results[check_id] = [
+            replace(r, details={**r.details, **stamp})
+            for r in scrub_results(results, secrets, ctx.env)
+        ]
     summary: dict[str, Any] = {k: len(v) for k, v in audit.results.items()}
     log.debug("s3_audit_done", **summary)
     return audit

@@ -14,7 +14,6 @@ from typing import Any
 
 from agent.checks.base import CheckContext, check, result
 from agent.config import Transport
-from agent.mqtt.probe import probe_check
 from agent.report import CheckResult, Status
 from agent.secrets import scrub
 from agent.subscriptions.authorization import (
@@ -367,4 +366,19 @@ def _text(value: Any) -> str | None:
     return None if value is None or isinstance(value, (Mapping, list)) else (str(value) or None)
 
 
-CHECKS = [publish_authorized, policy_lint, bridge, legacy_router, iot_policy, probe_check]
+@check("subscription.probe")
+def probe(ctx: CheckContext) -> Iterable[CheckResult]:
+    """PUBACK/SUBACK probes over the MQTT transport's connection (``agent.mqtt.probe``).
+
+    Imported only with that transport: the MQTT stack (and the PKCS#11 support it loads) costs
+    a megabyte of a long-running agent's memory that the ipc, stdout and file transports never
+    use.
+    """
+    if ctx.config.transport is not Transport.MQTT or not ctx.config.mqtt.probe:
+        return []
+    from agent.mqtt.probe import probe_check
+
+    return probe_check(ctx)
+
+
+CHECKS = [publish_authorized, policy_lint, bridge, legacy_router, iot_policy, probe]

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.config import deep_merge
 from agent.errors import AgentError
-from agent.yamlio import InputError, load_yaml_file
 
 DEFAULT_ROOT = Path("/greengrass/v2")
 NUCLEUS_NAMES = ("aws.greengrass.Nucleus", "aws.greengrass.NucleusLite")
@@ -135,6 +133,11 @@ def _listable(directory: Path) -> bool:
 
 
 def _read(config_path: Path, root: Path) -> GreengrassRoot:
+    # Imported here: the CLI imports this module for DEFAULT_ROOT, and `--version` or a usage
+    # error must not pay for PyYAML and pydantic.
+    from agent.config import deep_merge
+    from agent.yamlio import InputError, load_yaml_file
+
     lite = config_path.name == "config.yaml"
     try:
         raw = load_yaml_file(config_path)

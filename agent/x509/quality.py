@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from agent.report import Status
 from agent.x509.finding import Finding
-from agent.x509.parse import CertFacts
+from agent.x509.parse import CertFacts, KeyFacts
 
 ALLOWED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 MIN_RSA_BITS = 2048
@@ -19,7 +19,11 @@ RSA_EXPONENT = 65537
 
 def describe_key(facts: CertFacts) -> str:
     """e.g. ``RSA 2048-bit`` or ``EC P-256``."""
-    key = facts.key
+    return describe_public_key(facts.key)
+
+
+def describe_public_key(key: KeyFacts) -> str:
+    """e.g. ``RSA 2048-bit`` or ``EC P-256``."""
     if key.algorithm == "EC":
         return f"EC {ALLOWED_CURVES.get(key.curve or '', key.curve)}"
     if key.algorithm in ("RSA", "DSA"):
@@ -29,7 +33,11 @@ def describe_key(facts: CertFacts) -> str:
 
 def key_findings(facts: CertFacts) -> list[Finding]:
     """Every key-quality problem of a certificate, worst kinds first."""
-    key = facts.key
+    return key_problems(facts.key, facts.signature_hash, facts.self_issued)
+
+
+def key_problems(key: KeyFacts, signature_hash: str | None, self_issued: bool) -> list[Finding]:
+    """Every key-quality problem of a certificate with this key, signature hash and issuer."""
     found: list[Finding] = []
     reissue = "issue a new certificate for a new key"
     if key.algorithm == "RSA":
@@ -88,12 +96,12 @@ def key_findings(facts: CertFacts) -> list[Finding]:
                 f"{reissue} (RSA >= 2048 bits or EC P-256)",
             )
         )
-    if facts.signature_hash in WEAK_SIGNATURE_HASHES and not facts.self_issued:
+    if signature_hash in WEAK_SIGNATURE_HASHES and not self_issued:
         found.append(
             Finding(
                 Status.CRITICAL,
                 "weak_signature",
-                f"signed with {facts.signature_hash.upper()}, which allows forged certificates",
+                f"signed with {signature_hash.upper()}, which allows forged certificates",
                 "have the CA re-issue the certificate with a SHA-256 (or stronger) signature",
             )
         )

@@ -3,21 +3,24 @@ objects whenever their inputs are unchanged.
 
 With 10,000 certificates a cycle yields 30,000 results; building them is most of the cost of
 an unchanged re-check, and a result's inputs rarely change (validity only when the day count
-does). Reused results are shared between cycles and must not be mutated.
+does). When no file changed at all, a check hands back last cycle's whole list
+(:class:`ListMemo`). Reused results and lists are shared between cycles and must not be mutated.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from agent.report import CheckResult, Status, worst
 from agent.x509 import files as reasons
 from agent.x509.finding import Finding
 from agent.x509.inventory import FileEntry, Role
-from agent.x509.parse import CertFacts, PemCertificates, PrivateKeyFacts
-from agent.x509.quality import describe_key, key_findings
+from agent.x509.parse import CertFacts, KeyFacts, PemCertificates, PrivateKeyFacts
+from agent.x509.quality import describe_public_key, key_problems
 from agent.x509.walk import TOO_MANY_FILES
 
 _DAY = 86400.0
@@ -77,20 +80,59 @@ class ResultMemo:
         return made
 
 
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    generation: object
+    token: Any
+    results: list[CheckResult]
+    valid_after: float
+    valid_until: float
+
+
+class ListMemo:
+    """Last cycle's whole result list of one check, for a cycle in which no file changed.
+
+    The list is reused when the inventory is of the generation it was made from
+    (:attr:`Inventory.generation`: the same files), its token (thresholds, privilege) is
+    equal, and the clock is still strictly inside the window in which all its verdicts stand.
+    """
+
+    def __init__(self, store: dict[str, Any], name: str, generation: object) -> None:
+        self._store = store
+        self._name = name
+        self._generation = generation
+
+    def get(self, token: Any, now: float = 0.0) -> list[CheckResult] | None:
+        """The reusable list, or None."""
+        hit = self._store.get(self._name)
+        if (
+            isinstance(hit, _Listed)
+            and hit.generation is self._generation
+            and hit.token == token
+            and hit.valid_after < now < hit.valid_until
+        ):
+            return hit.results
+        return None
+
+    def put(
+        self,
+        token: Any,
+        results: list[CheckResult],
+        window: tuple[float, float] = (-math.inf, math.inf),
+    ) -> list[CheckResult]:
+        """Remember ``results`` for the next cycle and return them."""
+        self._store[self._name] = _Listed(self._generation, token, results, *window)
+        return results
+
+
 def readable_result(entry: FileEntry, privileged: bool) -> CheckResult:
     """``certificate.readable`` for one file."""
     o = entry.outcome
     cid = "certificate.readable"
     role = entry.role.value
     if isinstance(o, PemCertificates):
-        n = len(o.certs)
-        return CheckResult(
-            cid,
-            Status.OK,
-            entry.path,
-            f"readable: {n} certificate{'s' if n != 1 else ''}",
-            {"role": role, "certificates": n},
-        )
+        message, details = _readable_certificates(role, len(o.certs))
+        return CheckResult(cid, Status.OK, entry.path, message, details)
     if isinstance(o, PrivateKeyFacts):
         return CheckResult(
             cid,
@@ -115,11 +157,35 @@ def readable_result(entry: FileEntry, privileged: bool) -> CheckResult:
     return CheckResult(cid, status, entry.path, o.message, details, fix)
 
 
+@functools.lru_cache(maxsize=64)
+def _readable_certificates(role: str, n: int) -> tuple[str, dict[str, Any]]:
+    # Shared by the thousands of one-certificate files of a fleet, like every reused result.
+    return f"readable: {n} certificate{'s' if n != 1 else ''}", {"role": role, "certificates": n}
+
+
 def validity_phase(c: CertFacts, now: float) -> tuple[int, int]:
     """(whole days left, -1 not yet valid / 0 valid / 1 expired): all a verdict depends on."""
     days_left = math.floor((c.not_after - now) / _DAY)
     phase = -1 if now < c.not_before else (1 if now > c.not_after else 0)
     return days_left, phase
+
+
+def validity_window(c: CertFacts, days_left: int, phase: int) -> tuple[float, float]:
+    """The open interval of clock times in which ``validity_phase`` stays (days_left, phase).
+
+    Whole days left is ``floor((not_after - now) / 86400)``, constant while
+    ``not_after - (days_left + 1) days < now <= not_after - days_left days``; the phase changes
+    at notBefore and notAfter. Open at both ends, so a boundary instant is judged afresh.
+    """
+    after = c.not_after - (days_left + 1) * _DAY
+    until = c.not_after - days_left * _DAY
+    if phase < 0:
+        until = min(until, c.not_before)
+    elif phase == 0:
+        after, until = max(after, c.not_before), min(until, c.not_after)
+    else:
+        after = max(after, c.not_after)
+    return after, until
 
 
 def validity_result(
@@ -176,23 +242,33 @@ def validity_result(
 
 def key_quality_result(entry: FileEntry, index: int, c: CertFacts, multi: bool) -> CheckResult:
     """``certificate.key_quality`` for one certificate."""
-    details: dict[str, Any] = {
-        "key_type": c.key.algorithm,
-        "key_bits": c.key.bits,
-        "signature_hash": c.signature_hash,
-    }
-    if c.key.curve is not None:
-        details["curve"] = c.key.curve
+    status, message, details, remediation = _key_verdict(c.key, c.signature_hash, c.self_issued)
     if multi:
-        details["index"] = index
-        details["subject"] = c.subject
-    findings = key_findings(c)
+        details = {**details, "index": index, "subject": c.subject}
+    return CheckResult(
+        "certificate.key_quality", status, entry.path, message, details, remediation or None
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _key_verdict(
+    key: KeyFacts, signature_hash: str | None, self_issued: bool
+) -> tuple[Status, str, dict[str, Any], str]:
+    """The verdict on one kind of key: computed once for the thousands of certificates of a
+    fleet that share it (the details dict is shared too, like every reused result)."""
+    details: dict[str, Any] = {
+        "key_type": key.algorithm,
+        "key_bits": key.bits,
+        "signature_hash": signature_hash,
+    }
+    if key.curve is not None:
+        details["curve"] = key.curve
+    findings = key_problems(key, signature_hash, self_issued)
     if not findings:
-        sig = f", {c.signature_hash} signature" if c.signature_hash else ""
-        return CheckResult(
-            "certificate.key_quality", Status.OK, entry.path, f"{describe_key(c)} key{sig}", details
-        )
-    return combine("certificate.key_quality", entry.path, findings, "", details)
+        sig = f", {signature_hash} signature" if signature_hash else ""
+        return Status.OK, f"{describe_public_key(key)} key{sig}", details, ""
+    made = combine("certificate.key_quality", "", findings, "", details)
+    return made.status, made.message, dict(made.details), made.remediation or ""
 
 
 def combine(

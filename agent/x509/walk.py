@@ -1,8 +1,9 @@
 """Recursive listing of the regular files under an ``certificates.extraPaths`` directory.
 
-``os.scandir`` keeps it to one ``getdents`` per directory plus one ``stat`` per file (needed for
-the cache stamp anyway). Directory symlinks are not followed (no loops, no escaping the tree);
-file symlinks are, and a dangling one is reported.
+``os.scandir`` keeps it to one ``getdents`` per directory: the kind of an entry comes with its
+name, so a regular file costs no ``stat`` here (the caller stats it when it needs the cache
+stamp, or reads it and takes the stamp from ``fstat``). Directory symlinks are not followed (no
+loops, no escaping the tree); file symlinks are, and a dangling one is reported.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ TOO_MANY_FILES = "too_many_files"
 
 def walk_files(
     top: str, max_files: int = MAX_FILES
-) -> Iterator[tuple[str, os.stat_result | Problem]]:
-    """Yield (path, stat after symlinks) of every regular file under ``top``, sorted by name.
+) -> Iterator[tuple[str, os.DirEntry[str] | Problem]]:
+    """Yield (path, directory entry) of every regular file under ``top``, sorted by name.
 
-    Unlistable directories and dangling symlinks are yielded with a Problem instead.
+    The entry's ``stat()`` follows symlinks and is cached (a symlink was already followed
+    here). Unlistable directories and dangling symlinks are yielded with a Problem instead.
     """
     stack: list[tuple[str, int]] = [(top, 0)]
     count = 0
@@ -50,7 +52,10 @@ def walk_files(
                     if depth < MAX_DEPTH:
                         subdirs.append(entry.path)
                     continue
-                st = entry.stat()  # follows a file symlink
+                if entry.is_symlink():
+                    regular = stat.S_ISREG(entry.stat().st_mode)  # follows the link
+                else:
+                    regular = entry.is_file(follow_symlinks=False)  # from getdents, no stat
             except FileNotFoundError:
                 if entry.is_symlink():
                     yield entry.path, _dangling(entry.path)
@@ -58,7 +63,7 @@ def walk_files(
             except OSError as exc:
                 yield entry.path, os_problem(exc)
                 continue
-            if stat.S_ISREG(st.st_mode):
+            if regular:
                 count += 1
                 if count > max_files:
                     yield (
@@ -69,7 +74,7 @@ def walk_files(
                         ),
                     )
                     return
-                yield entry.path, st
+                yield entry.path, entry
         stack.extend((d, depth + 1) for d in reversed(subdirs))
 
 
