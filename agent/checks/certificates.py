@@ -30,6 +30,7 @@ from agent.x509.results import (
     validity_result,
     validity_window,
 )
+from agent.x509.token_match import pkcs11_key_match
 
 MEMO_KEY = "certificate.inventory"
 CACHE_KEY = "certificate.files"
@@ -157,18 +158,6 @@ def key_match(ctx: CheckContext) -> Iterable[CheckResult]:
     cid = "certificate.key_match"
     if cert is None:
         return []
-    if inv.pkcs11_key is not None:
-        return [
-            CheckResult(
-                cid,
-                Status.UNKNOWN,
-                cert.path,
-                "private key is on a PKCS#11 token; comparing it is not supported yet",
-                {"reason": "pkcs11_not_supported_yet", "key_uri": inv.pkcs11_key},
-                "compare the token's public key with the certificate by hand "
-                "(p11tool --export-pubkey) until the agent supports PKCS#11",
-            )
-        ]
     if not isinstance(cert.outcome, PemCertificates):
         return [
             CheckResult(
@@ -180,6 +169,8 @@ def key_match(ctx: CheckContext) -> Iterable[CheckResult]:
                 "fix the device certificate first",
             )
         ]
+    if inv.pkcs11_key is not None:
+        return [pkcs11_key_match(ctx, cert.path, cert.outcome.certs[0].spki_sha256)]
     key = inv.private_key
     if key is None or not isinstance(key.outcome, PrivateKeyFacts):
         return [

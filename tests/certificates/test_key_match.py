@@ -67,20 +67,6 @@ def test_key_of_other_algorithm_is_critical(tmp_path: Path, device: Issued, run:
     assert "EC 256-bit" in r.message and "RSA 2048-bit" in r.message
 
 
-def test_pkcs11_key_is_unknown_and_pin_never_reported(
-    tmp_path: Path, device: Issued, run: Run
-) -> None:
-    uri = "pkcs11:token=greengrass;object=iotkey;type=private?pin-value=1234"
-    root = make_greengrass_root(tmp_path, device=device, system_overrides={"privateKeyPath": uri})
-    results = run(make_context(root))
-    [r] = [r for r in results if r.id == ID]
-    assert (r.status, r.details["reason"]) == (Status.UNKNOWN, "pkcs11_not_supported_yet")
-    assert r.details["key_uri"] == "pkcs11:token=greengrass;object=iotkey;type=private"
-    assert all("1234" not in repr(x.to_dict()) for x in results)
-    # the URI is not a file: nothing tries to read or chmod it
-    assert not [x for x in results if x.target == uri]
-
-
 def test_unreadable_key_or_cert_is_unknown(tmp_path: Path, device: Issued, run: Run) -> None:
     root = make_greengrass_root(tmp_path, device=device)
     Path(root.path("privateKeyPath") or "").unlink()
