@@ -106,24 +106,20 @@ def validity(ctx: CheckContext) -> Iterable[CheckResult]:
     memo = ResultMemo(ctx.cache, "certificate.validity.results")
     out: list[CheckResult] = []
     after, until = -math.inf, math.inf  # when some verdict of this list changes
-    for entry in inv.entries:
-        pem = entry.outcome
-        if not isinstance(pem, PemCertificates):
-            continue
-        multi = len(pem.certs) > 1
-        for index, c in enumerate(pem.certs):
-            days_left, phase = validity_phase(c, now)
-            lo, hi = validity_window(c, days_left, phase)
-            after, until = max(after, lo), min(until, hi)
-            key, token = (entry.path, entry.role, index), (pem, days_left, phase, warn, crit)
-            out.append(
-                memo.get(key, token)
-                or memo.put(
-                    key,
-                    token,
-                    validity_result(entry, index, c, multi, days_left, phase, warn, crit),
-                )
+    for entry, pem, index in inv.certificates():
+        c, multi = pem.certs[index], len(pem.certs) > 1
+        days_left, phase = validity_phase(c, now)
+        lo, hi = validity_window(c, days_left, phase)
+        after, until = max(after, lo), min(until, hi)
+        key, token = (entry.path, entry.role, index), (pem, days_left, phase, warn, crit)
+        out.append(
+            memo.get(key, token)
+            or memo.put(
+                key,
+                token,
+                validity_result(entry, index, c, multi, days_left, phase, warn, crit),
             )
+        )
     return whole.put((warn, crit), out, (after, until))
 
 
@@ -137,16 +133,12 @@ def key_quality(ctx: CheckContext) -> Iterable[CheckResult]:
         return reused
     memo = ResultMemo(ctx.cache, "certificate.key_quality.results")
     out: list[CheckResult] = []
-    for entry in inv.entries:
-        pem = entry.outcome
-        if not isinstance(pem, PemCertificates):
-            continue
-        multi = len(pem.certs) > 1
-        for index, c in enumerate(pem.certs):
-            key = (entry.path, entry.role, index)
-            out.append(
-                memo.get(key, pem) or memo.put(key, pem, key_quality_result(entry, index, c, multi))
-            )
+    for entry, pem, index in inv.certificates():
+        c, multi = pem.certs[index], len(pem.certs) > 1
+        key = (entry.path, entry.role, index)
+        out.append(
+            memo.get(key, pem) or memo.put(key, pem, key_quality_result(entry, index, c, multi))
+        )
     return whole.put(None, out)
 
 

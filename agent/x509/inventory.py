@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +107,13 @@ class Inventory:
     """Identifies this set of entries: an inventory equal to the previous cycle's takes over its
     generation (:meth:`continues`), so a result list made from one generation stands for every
     later inventory of the same generation, whatever cycles ran in between."""
+
+    def certificates(self) -> Iterator[tuple[FileEntry, PemCertificates, int]]:
+        """Every parsed certificate file with the index of each certificate in it."""
+        for entry in self.entries:
+            if isinstance(entry.outcome, PemCertificates):
+                for index in range(len(entry.outcome.certs)):
+                    yield entry, entry.outcome, index
 
     def continues(self, previous: Inventory | None) -> None:
         """Take over ``previous``'s generation when it holds the same files and settings."""
