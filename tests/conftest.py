@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
-# Peers for every test: the nucleus stand-in (``nucleus``, ``nucleus_dir``, ``ipc_connect``) and
-# moto (``moto_server`` with IAM enforced, ``moto_server_open`` without).
-pytest_plugins = ["tests.nucleus.fixtures", "tests.peers.moto"]
+# Peers for every test, registered once: the nucleus stand-in (``nucleus``, ``nucleus_dir``,
+# ``ipc_connect``), moto (``moto_server`` with IAM enforced, ``moto_server_open`` without),
+# Mosquitto (``mosquitto``) and SoftHSM2 (``softhsm``: one token per process, because
+# SoftHSM2 reads SOFTHSM2_CONF once, at the first C_Initialize).
+pytest_plugins = [
+    "tests.nucleus.fixtures",
+    "tests.peers.moto",
+    "tests.peers.mosquitto",
+    "tests.peers.softhsm",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from agent.greengrass.root import PKCS11_PROVIDER, GreengrassRoot
 from agent.report import CheckResult, Status
-from tests.peers.softhsm import SoftHsm, softhsm  # noqa: F401 (the session fixture)
+from tests.peers.softhsm import SoftHsm
 from tests.pki import Issued, ec_key, make_ca, make_context, make_device_cert, make_greengrass_root
 
 ID = "certificate.key_match"
@@ -45,7 +45,7 @@ def _provider(hsm: SoftHsm, pin: str | None = None) -> dict[str, Any]:
     }
 
 
-def test_token_key_of_the_certificate_is_ok(tmp_path: Path, softhsm: SoftHsm) -> None:  # noqa: F811
+def test_token_key_of_the_certificate_is_ok(tmp_path: Path, softhsm: SoftHsm) -> None:
     for obj in (softhsm.rsa, softhsm.ec):
         root = _root(
             tmp_path / obj.label,
@@ -59,7 +59,7 @@ def test_token_key_of_the_certificate_is_ok(tmp_path: Path, softhsm: SoftHsm) ->
         assert softhsm.user_pin not in repr(r.to_dict())
 
 
-def test_other_token_key_is_critical(tmp_path: Path, softhsm: SoftHsm) -> None:  # noqa: F811
+def test_other_token_key_is_critical(tmp_path: Path, softhsm: SoftHsm) -> None:
     # The certificate was issued for the EC key; the URI names the RSA one.
     root = _root(
         tmp_path, _token_device(softhsm.ec.private_key()), softhsm.rsa.uri, _provider(softhsm)
@@ -69,7 +69,7 @@ def test_other_token_key_is_critical(tmp_path: Path, softhsm: SoftHsm) -> None: 
     assert r.remediation
 
 
-def test_unrelated_certificate_is_critical(tmp_path: Path, softhsm: SoftHsm) -> None:  # noqa: F811
+def test_unrelated_certificate_is_critical(tmp_path: Path, softhsm: SoftHsm) -> None:
     root = _root(tmp_path, _token_device(ec_key()), softhsm.ec.uri, _provider(softhsm))
     [r] = _key_match(root)
     assert (r.status, r.details["reason"]) == (Status.CRITICAL, "mismatch")
@@ -77,7 +77,7 @@ def test_unrelated_certificate_is_critical(tmp_path: Path, softhsm: SoftHsm) -> 
 
 def test_wrong_pin_is_critical_tried_once_and_never_shown(
     tmp_path: Path,
-    softhsm: SoftHsm,  # noqa: F811
+    softhsm: SoftHsm,
 ) -> None:
     root = _root(
         tmp_path,
@@ -97,7 +97,7 @@ def test_wrong_pin_is_critical_tried_once_and_never_shown(
     assert fixed.status is Status.OK
 
 
-def test_unknown_label_and_missing_library(tmp_path: Path, softhsm: SoftHsm) -> None:  # noqa: F811
+def test_unknown_label_and_missing_library(tmp_path: Path, softhsm: SoftHsm) -> None:
     device = _token_device(softhsm.rsa.private_key())
     root = _root(
         tmp_path / "a", device, "pkcs11:object=no-such-key;type=private", _provider(softhsm)
@@ -111,7 +111,7 @@ def test_unknown_label_and_missing_library(tmp_path: Path, softhsm: SoftHsm) -> 
 
 def test_pin_in_the_uri_is_used_but_never_reported(
     tmp_path: Path,
-    softhsm: SoftHsm,  # noqa: F811
+    softhsm: SoftHsm,
 ) -> None:
     uri = f"{softhsm.rsa.uri}?pin-value={softhsm.user_pin}&module-path={softhsm.library}"
     root = _root(tmp_path, _token_device(softhsm.rsa.private_key()), uri, {"slot": softhsm.slot})

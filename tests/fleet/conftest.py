@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.peers.mosquitto import mosquitto
 from tests.peers.moto import MotoServer, running_moto
 
-__all__ = ["mosquitto", "moto_iot"]
+__all__ = ["moto_iot"]
+
 
 @pytest.fixture
 def moto_iot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:

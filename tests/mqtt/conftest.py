@@ -1,6 +1,1 @@
-"""Peers for the MQTT tests: a Mosquitto broker and a SoftHSM2 token."""
-
-from tests.peers.mosquitto import mosquitto
-from tests.peers.softhsm import softhsm
-
-__all__ = ["mosquitto", "softhsm"]
+"""The MQTT tests use the ``mosquitto`` and ``softhsm`` peers registered in tests/conftest.py."""
