@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 EXIT_OK = 0
-EXIT_CONFIG = 3
 EXIT_UNDELIVERED = 4
 SHUTDOWN_GRACE_S = 4.5
 
