@@ -23,10 +23,9 @@ from agent.config import AgentConfig, Transport
 from agent.errors import AgentError, ConfigError
 from agent.greengrass.ipc import IpcSession, running_under_greengrass
 from agent.greengrass.root import GreengrassRoot
-from agent.mqtt.probe import PROBE_SOURCE_KEY
 from agent.scheduler import run_every
 from agent.settings import Settings
-from agent.transports.base import Delivery, Publisher, PublishOutcome
+from agent.transports.base import PROBE_SOURCE_KEY, Delivery, Publisher, PublishOutcome
 
 if TYPE_CHECKING:
     from agent.shadow import ShadowReporter

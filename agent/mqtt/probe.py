@@ -26,10 +26,9 @@ from agent.config import Transport
 from agent.mqtt.connection import MqttConnection, NotConnected
 from agent.report import CheckResult, Status
 from agent.subscriptions import topics
+from agent.transports.base import PROBE_SOURCE_KEY
 
 CHECK_ID = "subscription.probe"
-PROBE_SOURCE_KEY = "mqtt.probe_source"
-"""``ctx.cache`` key under which a running agent leaves its MqttPublisher (a ProbeSource)."""
 MAX_FILTERS_PER_SUBSCRIBE = 8
 DELIVERED = {0x00: "SUCCESS", 0x10: "NO_MATCHING_SUBSCRIBERS"}
 NEVER_ACCEPTED = {

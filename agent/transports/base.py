@@ -8,6 +8,10 @@ from typing import Any, Protocol
 
 from agent.report import HealthReport
 
+PROBE_SOURCE_KEY = "mqtt.probe_source"
+"""Cache key under which the running agent leaves its publisher: ``subscription.probe`` reuses
+the MQTT transport's connection. Kept here so the agent need not import the MQTT stack."""
+
 
 class Delivery(str, enum.Enum):
     """What became of a report."""
