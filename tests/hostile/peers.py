@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import socket
 import socketserver
-import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.peers.tls import Pair, ca, leaf
+from tests.peers.tls import Pair, ca, leaf, mtls_http_server
 
 
 @dataclass
@@ -165,25 +164,6 @@ def tls_canned(tmp_path: Path) -> Iterator[TlsCanned]:
             self.end_headers()
             self.wfile.write(body)
 
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(server_pair.cert_path, server_pair.key_path)
-    context.load_verify_locations(device_ca.cert_path)
-    context.verify_mode = ssl.CERT_REQUIRED
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    httpd.socket = context.wrap_socket(
-        httpd.socket, server_side=True, do_handshake_on_connect=False
-    )
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(
-        target=httpd.serve_forever,
-        kwargs={"poll_interval": 0.05},
-        name="tls-canned",
-        daemon=True,
-    )
-    thread.start()
-    try:
+    with mtls_http_server(Handler, server_pair, device_ca, "tls-canned") as port:
+        state.port = port
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

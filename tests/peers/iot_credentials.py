@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import json
 import ssl
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.peers.tls import Pair, ca, leaf
+from tests.peers.tls import Pair, ca, leaf, mtls_http_server
 
 
 @dataclass
@@ -104,27 +103,6 @@ def iot_credentials(tmp_path: Path) -> Iterator[IotCredentialsProvider]:
     state = IotCredentialsProvider(
         "GreengrassCoreTokenExchangeRoleAlias", server_ca, device_ca, device
     )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(server.cert_path, server.key_path)
-    context.load_verify_locations(device_ca.cert_path)
-    context.verify_mode = ssl.CERT_REQUIRED  # mutual TLS, as the real endpoint demands
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    httpd.daemon_threads = True
-    # Handshake in the request thread, not in accept(): a client stuck in its handshake must
-    # not block the server loop (or its shutdown).
-    httpd.socket = context.wrap_socket(
-        httpd.socket, server_side=True, do_handshake_on_connect=False
-    )
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(
-        target=httpd.serve_forever,
-        kwargs={"poll_interval": 0.05},
-        name="iot-creds-standin",
-        daemon=True,
-    )
-    thread.start()
-    try:
+    with mtls_http_server(_handler(state), server, device_ca, "iot-creds-standin") as port:
+        state.port = port
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from cryptography import x509
@@ -99,3 +104,32 @@ def leaf(directory: Path, issuer: Pair, cn: str, *, server: bool) -> Pair:
         )
     cert = builder.sign(issuer.key, hashes.SHA256())
     return _write(directory, cn.replace(" ", "-"), cert, key)
+
+
+@contextmanager
+def mtls_http_server(
+    handler: type[BaseHTTPRequestHandler], server: Pair, client_ca: Pair, name: str
+) -> Iterator[int]:
+    """Serve ``handler`` over mutual TLS on a free loopback port; yields the port.
+
+    The handshake runs in the request thread, not in accept(): a client stuck in its handshake
+    must not block the server loop (or its shutdown).
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(server.cert_path, server.key_path)
+    context.load_verify_locations(client_ca.cert_path)
+    context.verify_mode = ssl.CERT_REQUIRED  # mutual TLS, as AWS IoT's endpoints demand
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    httpd.socket = context.wrap_socket(
+        httpd.socket, server_side=True, do_handshake_on_connect=False
+    )
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
+    )
+    thread.start()
+    try:
+        yield httpd.server_address[1]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
