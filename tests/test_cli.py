@@ -101,22 +101,16 @@ def test_missing_greengrass_root_is_exit_3(tmp_path: Path) -> None:
     _assert_clean_usage_error(proc, "effectiveConfig.yaml", "--greengrass-root")
 
 
+def _run_once_to_file(root: Path, tmp_path: Path, path: Path) -> subprocess.CompletedProcess[str]:
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(yaml.safe_dump({"file": {"path": str(path)}}))
+    return cli("run", "--greengrass-root", str(root), "--config", str(cfg),
+               "--transport", "file", "--once", "--only", "certificate")  # fmt: skip
+
+
 def test_run_once_to_file_writes_the_report(demo_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    cfg = tmp_path / "agent.yaml"
-    cfg.write_text(yaml.safe_dump({"file": {"path": str(out)}}))
-    proc = cli(
-        "run",
-        "--greengrass-root",
-        str(demo_root),
-        "--config",
-        str(cfg),
-        "--transport",
-        "file",
-        "--once",
-        "--only",
-        "certificate",
-    )
+    proc = _run_once_to_file(demo_root, tmp_path, out)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
     assert report["sequence"] == 1 and report["status"] == "CRITICAL"
@@ -125,21 +119,7 @@ def test_run_once_to_file_writes_the_report(demo_root: Path, tmp_path: Path) -> 
 def test_run_once_undeliverable_exits_4(demo_root: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    cfg = tmp_path / "agent.yaml"
-    cfg.write_text(yaml.safe_dump({"file": {"path": str(blocker / "report.json")}}))
-    proc = cli(
-        "run",
-        "--greengrass-root",
-        str(demo_root),
-        "--config",
-        str(cfg),
-        "--transport",
-        "file",
-        "--once",
-        "--only",
-        "certificate",
-    )
-    assert proc.returncode == 4
+    assert _run_once_to_file(demo_root, tmp_path, blocker / "report.json").returncode == 4
 
 
 def test_ipc_transport_outside_greengrass_is_a_config_error(demo_root: Path) -> None:
