@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,16 +74,25 @@ def test_environment_keys_come_before_the_container_endpoint(
     assert tes.requests == []
 
 
+def _run_with_tes(
+    world: World,
+    tes: TokenExchangeService,
+    root_builder: RootBuilder,
+    run_s3: Run,
+    tmp_path: Path,
+    **s3: Any,
+) -> list[CheckResult]:
+    """The s3 area with ``s3.credentials.source: tes`` against the TES stand-in."""
+    env = {**base_env(world, tmp_path), **tes.env()}
+    return run_s3(root_builder.write(), env, s3_config(world, credentials={"source": "tes"}, **s3))
+
+
 def test_tes_403_says_the_iot_policy_lacks_assume_role_with_certificate(
     world: World, tes: TokenExchangeService, root_builder: RootBuilder, run_s3: Run, tmp_path: Path
 ) -> None:
     tes.mode = "forbidden"
     deploy_world_components(root_builder, world)
-    results = run_s3(
-        root_builder.write(),
-        {**base_env(world, tmp_path), **tes.env()},
-        s3_config(world, credentials={"source": "tes"}),
-    )
+    results = _run_with_tes(world, tes, root_builder, run_s3, tmp_path)
     creds = by_target(results, "s3.credentials")["tes"]
     assert creds.status is Status.CRITICAL
     assert "iot:AssumeRoleWithCertificate" in creds.message
@@ -115,11 +125,7 @@ def test_tes_that_fails_or_hangs_is_unknown(
     reason: str,
 ) -> None:
     tes.mode = mode
-    results = run_s3(
-        root_builder.write(),
-        {**base_env(world, tmp_path), **tes.env()},
-        s3_config(world, credentials={"source": "tes"}, requestTimeoutSeconds=0.5),
-    )
+    results = _run_with_tes(world, tes, root_builder, run_s3, tmp_path, requestTimeoutSeconds=0.5)
     creds = by_target(results, "s3.credentials")["tes"]
     assert creds.status is Status.UNKNOWN
     assert creds.details["reason"] == reason
@@ -131,11 +137,7 @@ def test_expired_credentials_from_the_tes_are_critical(
 ) -> None:
     tes.serve(world.role_creds)
     tes.expiration = datetime.now(timezone.utc) - timedelta(minutes=5)
-    results = run_s3(
-        root_builder.write(),
-        {**base_env(world, tmp_path), **tes.env()},
-        s3_config(world, credentials={"source": "tes"}),
-    )
+    results = _run_with_tes(world, tes, root_builder, run_s3, tmp_path)
     creds = by_target(results, "s3.credentials")["tes"]
     assert creds.status is Status.CRITICAL
     assert "expired" in creds.message
