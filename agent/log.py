@@ -1,50 +1,139 @@
-"""structlog set-up: JSON lines on stderr on a device, console rendering for people at a TTY.
+"""Event logging: JSON lines on stderr on a device, structlog's console rendering for people.
 
-Every event passes through a processor that scrubs secrets (agent.secrets) from all values, so
-nothing that reaches a log line can carry key material, tokens, SVCUID or PINs.
+Call sites use the structlog style, an event name and keyword values::
+
+    log = get_logger(__name__)
+    log.warning("ipc_disconnected", reason="socket closed")
+
+and a JSON line comes out with the keys structlog's ``JSONRenderer`` would write (``event``,
+the values, ``level``, ``timestamp`` in UTC ISO 8601), so log pipelines see the same shape.
+
+Why not structlog all the way: importing ``structlog`` imports ``structlog.stdlib``, which imports
+``asyncio`` and with it ``ssl``, ``subprocess`` and ``selectors`` - 4.5 MB of resident memory in a
+long-running agent that uses none of them (docs/benchmarks.md; the SPEC's budget is 55 MB). The
+device path therefore formats its JSON lines itself, and structlog is loaded only when a person
+at a terminal asks for console output (``check`` on a laptop), where its colours and exception
+formatting are worth it and memory is not counted.
+
+Every value passes through ``agent.secrets.scrub`` before it is rendered, so nothing that reaches
+a log line can carry key material, tokens, SVCUID or PINs.
 """
 
 from __future__ import annotations
 
-import logging
+import json as _json
 import sys
-from collections.abc import MutableMapping
-from typing import Any
-
-import structlog
+import threading
+import traceback
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, TextIO
 
 from agent.secrets import scrub
 
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
-def _scrub_event(
-    _logger: Any, _name: str, event: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    for key, value in event.items():
-        if isinstance(value, str):
-            event[key] = scrub(value)
-        elif not isinstance(value, (int, float, bool)) and value is not None:
-            event[key] = scrub(repr(value))
-    return event
+Renderer = Callable[[dict[str, Any]], str]
 
 
-def configure(level: str = "INFO", *, json: bool | None = None) -> None:
-    """Route structlog to stderr; ``json`` defaults to "stderr is not a terminal"."""
+def _json_line(event: dict[str, Any]) -> str:
+    return _json.dumps(event, default=repr, ensure_ascii=False)
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    return scrub(repr(value))
+
+
+class _Sink:
+    """Where events go: the level threshold, the renderer and the stream (one lock per line)."""
+
+    def __init__(self) -> None:
+        self.threshold = LEVELS["info"]
+        self.render: Renderer = _json_line
+        self.stream: TextIO | None = None  # None: sys.stderr as it is at write time
+        self.lock = threading.Lock()
+
+    def emit(self, level: str, event: str, values: dict[str, Any], exc: bool) -> None:
+        record = {"event": scrub(event)}
+        for key, value in values.items():
+            record[key] = _scrubbed(value)
+        record["level"] = level
+        record["timestamp"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        if exc and sys.exc_info()[0] is not None:
+            record["exception"] = scrub(traceback.format_exc())
+        line = self.render(record)
+        stream = self.stream or sys.stderr
+        with self.lock:
+            stream.write(line + "\n")
+            stream.flush()
+
+
+_SINK = _Sink()
+
+
+class EventLogger:
+    """A named logger with structlog's calling convention: ``log.info("event", key=value)``."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _log(self, level: str, event: str, values: dict[str, Any], exc: bool = False) -> None:
+        if LEVELS[level] >= _SINK.threshold:
+            _SINK.emit(level, event, values, exc)
+
+    def debug(self, event: str, **values: Any) -> None:
+        self._log("debug", event, values)
+
+    def info(self, event: str, **values: Any) -> None:
+        self._log("info", event, values)
+
+    def warning(self, event: str, **values: Any) -> None:
+        self._log("warning", event, values)
+
+    def error(self, event: str, **values: Any) -> None:
+        self._log("error", event, values)
+
+    def exception(self, event: str, **values: Any) -> None:
+        """An error with the traceback of the exception being handled (scrubbed too)."""
+        self._log("error", event, values, exc=True)
+
+
+def get_logger(name: str) -> EventLogger:
+    """The logger for module ``name``; cheap enough to create at import time."""
+    return EventLogger(name)
+
+
+def _console_renderer(colors: bool) -> Renderer:
+    import structlog  # people at a terminal only: see the module docstring
+
+    render = structlog.dev.ConsoleRenderer(colors=colors)
+
+    def console(event: dict[str, Any]) -> str:
+        return str(render(None, event["level"], event))
+
+    return console
+
+
+def configure(
+    level: str = "INFO", *, json: bool | None = None, stream: TextIO | None = None
+) -> None:
+    """Log events at ``level`` and above to ``stream`` (default stderr).
+
+    ``json`` defaults to "stderr is not a terminal": a component's output goes to the nucleus's
+    log files, a person's to a terminal.
+    """
+    threshold = LEVELS.get(level.lower())
+    if threshold is None:
+        raise ValueError(f"unknown log level {level!r}; use one of {', '.join(LEVELS)}")
+    out = stream or sys.stderr
     if json is None:
-        json = not sys.stderr.isatty()
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            _scrub_event,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
-    )
+        json = not out.isatty()
+    _SINK.threshold = threshold
+    _SINK.stream = stream
+    _SINK.render = _json_line if json else _console_renderer(colors=out.isatty())

@@ -7,14 +7,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-import structlog
-
 from agent import __version__
 from agent.checks.base import Check, CheckContext
+from agent.log import get_logger
 from agent.report import CheckResult, HealthReport, Status
 from agent.secrets import scrub
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def run_checks(checks: Sequence[Check], ctx: CheckContext) -> list[CheckResult]:

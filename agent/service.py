@@ -15,14 +15,13 @@ from collections.abc import Callable, Iterable, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from agent.check_once import check_once
 from agent.checks.agent_health import LAST_PUBLISH_KEY
 from agent.config import AgentConfig, Transport
 from agent.errors import AgentError, ConfigError
 from agent.greengrass.ipc import IpcSession, running_under_greengrass
 from agent.greengrass.root import GreengrassRoot
+from agent.log import get_logger
 from agent.scheduler import run_every
 from agent.settings import Settings
 from agent.transports.base import PROBE_SOURCE_KEY, Delivery, Publisher, PublishOutcome
@@ -30,7 +29,7 @@ from agent.transports.base import PROBE_SOURCE_KEY, Delivery, Publisher, Publish
 if TYPE_CHECKING:
     from agent.shadow import ShadowReporter
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 EXIT_OK = 0
 EXIT_UNDELIVERED = 4

@@ -18,17 +18,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from agent.errors import ConfigError
 from agent.greengrass.ipc import IpcSession, IpcUnauthorized, IpcUnavailable
+from agent.log import get_logger
 from agent.report import HealthReport, Status
 from agent.secrets import scrub
 
 if TYPE_CHECKING:
     from agent.mqtt.connection import MqttConnection
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 SHADOW_NAME = "gghealth"
 MAX_STATE_BYTES = 8 * 1024

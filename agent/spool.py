@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from errno import EACCES, EEXIST, EISDIR, ENOENT, ENOSPC, ENOTDIR, EPERM, EROFS
 from pathlib import Path
 
-import structlog
-
 from agent.errors import AgentError
+from agent.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_DIRECTORY = Path("gghealth-spool")
 """Relative to the working directory: ``/greengrass/v2/work/<component>`` for a component."""

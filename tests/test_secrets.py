@@ -433,10 +433,9 @@ def test_no_secret_leaves_the_agent_probes_stay_in_their_prefix_and_writes_stay_
 
 LOGGER = r"""
 import os, sys
-from agent.log import configure
-import structlog
+from agent.log import configure, get_logger
 configure("DEBUG", json=True)
-log = structlog.get_logger("probe")
+log = get_logger("probe")
 pem = open(sys.argv[1]).read()
 log.info("key loaded " + pem)
 log.info("half a key", data=pem[: len(pem) // 2])

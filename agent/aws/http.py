@@ -18,12 +18,11 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from agent.aws.endpoints import Endpoint
 from agent.aws.errors import AwsError, ErrorKind, from_crt
+from agent.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 """No AWS answer the agent reads comes near this; anything larger is refused."""

@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-import structlog
-
 from agent.aws.credentials import Credentials, ensure_fresh, from_environment, from_profile
 from agent.aws.endpoints import Endpoint, resolve_region, service_endpoint
 from agent.aws.errors import AwsError, ErrorKind
@@ -22,8 +20,9 @@ from agent.aws.http import HttpClient, Response
 from agent.aws.signing import sign
 from agent.config import CredentialsSource, S3Config
 from agent.greengrass.root import GreengrassRoot
+from agent.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class Budget:

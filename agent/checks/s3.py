@@ -19,8 +19,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-import structlog
-
 from agent.aws.endpoints import resolve_region, valid_bucket_name
 from agent.aws.errors import AwsError, ErrorKind
 from agent.aws.http import HttpClient
@@ -42,9 +40,10 @@ from agent.aws.verdicts import (
 from agent.checks.base import CheckContext, check, result
 from agent.greengrass.platform import device_platform
 from agent.greengrass.recipes import Artifact, DeployedArtifacts, find_deployed_artifacts
+from agent.log import get_logger
 from agent.report import CheckResult, Status
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 CREDENTIALS, IDENTITY, BUCKET, ARTIFACT = (
     "s3.credentials",

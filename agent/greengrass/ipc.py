@@ -16,11 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import structlog
-
 from agent.errors import AgentError
+from agent.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 SOCKET_ENV = "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT"
 TOKEN_ENV = "SVCUID"

@@ -17,13 +17,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-import structlog
-
 from agent.errors import AgentError
+from agent.log import get_logger
 from agent.mqtt.settings import MqttSettings
 from agent.secrets import scrub
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 MIN_RECONNECT_MS = 1_000
 MAX_RECONNECT_MS = 60_000

@@ -9,14 +9,13 @@ while it restarts waits on disk.
 
 from __future__ import annotations
 
-import structlog
-
 from agent.fold import payloads
 from agent.greengrass.ipc import IpcSession, IpcUnauthorized, IpcUnavailable
+from agent.log import get_logger
 from agent.report import HealthReport
 from agent.transports.base import Delivery, PublishOutcome
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class IpcPublisher:

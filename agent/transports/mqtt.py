@@ -19,11 +19,10 @@ import time
 from concurrent.futures import Future, TimeoutError
 from typing import Any
 
-import structlog
-
 from agent.config import AgentConfig
 from agent.fold import payloads
 from agent.greengrass.root import GreengrassRoot
+from agent.log import get_logger
 from agent.mqtt.connection import MqttConnection, MqttSetupError, NotConnected
 from agent.mqtt.outcomes import Drain, Outcomes
 from agent.mqtt.settings import MqttSettings, resolve
@@ -32,7 +31,7 @@ from agent.report import HealthReport
 from agent.spool import Spool, SpoolError, spool_file
 from agent.transports.base import PublishOutcome
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 CONNECT_WAIT_S = 3.0
 """How long the first publish waits for the first connection attempt."""

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import structlog
-
 from agent.fold import payloads
+from agent.log import get_logger
 from agent.report import HealthReport
 from agent.spool import Spool, SpoolError
 from agent.transports.base import Delivery, PublishOutcome
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DRAIN_BATCH = 16
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -9,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import structlog
 import yaml
 
 from agent.aws.credentials import Credentials
+from agent.log import configure
 from agent.report import CheckResult
 from tests.conftest import REPO
 from tests.peers.iot_credentials import IotCredentialsProvider
@@ -77,13 +78,18 @@ def test_no_secret_in_results_or_logs_across_sources_and_failures(
     ]
     secrets.append(tes.token[::-1])
     texts = []
-    with structlog.testing.capture_logs() as events:
+    log_lines = io.StringIO()
+    configure("DEBUG", json=True, stream=log_lines)
+    try:
         for run_env, creds_cfg in runs:
             results = run_s3(root, run_env, s3_config(world, credentials=creds_cfg))
             assert results
             texts.append(dump(results))
+    finally:
+        configure("WARNING", json=True)
+    events = [json.loads(line) for line in log_lines.getvalue().splitlines()]
     captured = capsys.readouterr()
-    texts += [json.dumps(events, default=str), captured.out, captured.err, caplog.text]
+    texts += [log_lines.getvalue(), captured.out, captured.err, caplog.text]
     assert leaked(secrets, *texts) == []
     assert any(e.get("event") == "aws_call_failed" for e in events)  # logs were produced
 

@@ -1,0 +1,100 @@
+"""agent.log: the JSON lines a device writes, levels, console output, and the import it avoids."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+
+from agent.log import configure, get_logger
+from tests.conftest import REPO
+
+log = get_logger("tests.log")
+
+
+@pytest.fixture
+def lines() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    configure("INFO", json=True, stream=out)
+    yield out
+    configure("WARNING", json=True)
+
+
+def events(out: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_an_event_is_one_json_line_with_structlogs_keys(lines: io.StringIO) -> None:
+    log.info("spool_dropped", count=3, path="/var/spool", ratio=0.5, ok=True, none=None)
+    (event,) = events(lines)
+    assert list(event) == ["event", "count", "path", "ratio", "ok", "none", "level", "timestamp"]
+    assert event["event"] == "spool_dropped"
+    assert (event["count"], event["ratio"], event["ok"], event["none"]) == (3, 0.5, True, None)
+    assert event["level"] == "info"
+    stamp = str(event["timestamp"])
+    assert stamp.endswith("Z") and datetime.fromisoformat(stamp[:-1]).year >= 2024
+
+
+def test_events_below_the_level_are_dropped(lines: io.StringIO) -> None:
+    log.debug("noise")
+    log.info("kept")
+    configure("ERROR", json=True, stream=lines)
+    log.warning("dropped too")
+    log.error("also kept")
+    assert [e["event"] for e in events(lines)] == ["kept", "also kept"]
+
+
+def test_other_values_are_written_as_their_repr(lines: io.StringIO) -> None:
+    log.warning("odd", data=b"\x00raw", items=[1, "two"])
+    (event,) = events(lines)
+    assert event["data"] == repr(b"\x00raw")
+    assert event["items"] == repr([1, "two"])
+
+
+def test_exception_carries_the_traceback(lines: io.StringIO) -> None:
+    try:
+        raise KeyError("missing-thing")
+    except KeyError:
+        log.exception("lookup_failed", key="thing")
+    (event,) = events(lines)
+    assert event["level"] == "error"
+    assert "Traceback" in str(event["exception"]) and "missing-thing" in str(event["exception"])
+
+
+def test_an_unknown_level_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="unknown log level 'LOUD'"):
+        configure("LOUD")
+
+
+def test_console_output_is_structlogs_rendering() -> None:
+    out = io.StringIO()
+    configure("INFO", json=False, stream=out)
+    try:
+        log.warning("ipc_disconnected", reason="socket closed")
+    finally:
+        configure("WARNING", json=True)
+    text = out.getvalue()
+    assert "ipc_disconnected" in text and "reason='socket closed'" in text
+    assert "[warning  ]" in text  # structlog's padded level column
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+
+
+def test_json_logging_does_not_import_structlog_or_asyncio() -> None:
+    # The reason this module exists (docs/benchmarks.md): structlog imports asyncio and ssl.
+    code = (
+        "import sys, io\n"
+        "from agent.log import configure, get_logger\n"
+        "configure('INFO', json=True, stream=io.StringIO())\n"
+        "get_logger('x').info('event', value=1)\n"
+        "print(sorted(m for m in ('structlog', 'asyncio', 'ssl') if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.strip() == "[]"
