@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from errno import EACCES, EEXIST, EISDIR, ENOENT, ENOSPC, ENOTDIR, EPERM, EROFS
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.errors import AgentError
 from agent.log import get_logger
+
+if TYPE_CHECKING:
+    import sqlite3
 
 log = get_logger(__name__)
 
@@ -69,7 +72,9 @@ class Spool:
     """A bounded FIFO of payloads in one SQLite file, safe to share between threads.
 
     Nothing touches the disk until the first operation, so a spool on a broken disk can be
-    constructed; every operation may raise :class:`SpoolError`.
+    constructed; every operation may raise :class:`SpoolError`. Reading a spool that was never
+    written (no file) answers "empty" without loading SQLite: a device whose reports are always
+    delivered never pays the ~2 MB of resident memory the module and its library cost.
     """
 
     def __init__(self, path: Path, max_bytes: int) -> None:
@@ -116,6 +121,8 @@ class Spool:
 
     def peek_batch(self, n: int) -> list[Spooled]:
         """The ``n`` oldest payloads, oldest first; they stay spooled until acknowledged."""
+        if self._never_written():
+            return []
         with self._transaction() as db:
             rows = db.execute(
                 "SELECT id, payload FROM entries ORDER BY id LIMIT ?", (n,)
@@ -133,6 +140,8 @@ class Spool:
     @property
     def depth(self) -> int:
         """How many payloads wait."""
+        if self._never_written():
+            return 0
         with self._transaction() as db:
             (count,) = db.execute("SELECT COUNT(*) FROM entries").fetchone()
         return int(count)
@@ -152,11 +161,26 @@ class Spool:
         with self._lock:
             db, self._db = self._db, None
         if db is not None:
+            import sqlite3
+
             with contextlib.suppress(sqlite3.Error):
                 db.close()
 
     # -- internals -------------------------------------------------------------------------
+    def _never_written(self) -> bool:
+        if self._db is not None:
+            return False
+        try:
+            os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False  # let opening it report why, with a reason
+        return False
+
     def _meta(self, key: str) -> int:
+        if self._never_written():
+            return 0
         with self._transaction() as db:
             (value,) = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return int(value)
@@ -182,6 +206,8 @@ class Spool:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         # isolation_level=None leaves transactions to us: BEGIN IMMEDIATE takes the write lock
         # up front, so a report's chunks and the bookkeeping commit together or not at all.
+        import sqlite3
+
         with self._lock:
             try:
                 db = self._open()
@@ -199,6 +225,8 @@ class Spool:
                 raise
 
     def _failed(self, exc: sqlite3.Error | OSError) -> SpoolError:
+        import sqlite3
+
         if self._db is not None and not _code(exc).startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
             # Reopen on the next operation: the disk may have been remounted or freed.
             with contextlib.suppress(sqlite3.Error):
@@ -207,6 +235,8 @@ class Spool:
         return translate(exc, self.path)
 
     def _open(self) -> sqlite3.Connection:
+        import sqlite3
+
         if self._db is not None:
             return self._db
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
@@ -229,6 +259,8 @@ class Spool:
         for suffix in ("-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         log.error("spool_corrupt_moved_aside", path=str(self.path), moved_to=str(aside))
+        import sqlite3
+
         db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
         _configure(db)
         return db

@@ -188,3 +188,35 @@ def test_the_file_is_wal_mode_sqlite(tmp_path: Path) -> None:
     Spool(path, 64 * KB).put(b"x")
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_spool_never_written_reads_empty_without_loading_sqlite(tmp_path: Path) -> None:
+    # A device whose reports are always delivered must not pay for SQLite (docs/benchmarks.md).
+    code = textwrap.dedent(
+        """
+        import sys
+        from pathlib import Path
+        from agent.spool import Spool
+        spool = Spool(Path(sys.argv[1]), 1024)
+        print(spool.peek_batch(5), spool.depth, spool.dropped, spool.size)
+        spool.ack([])
+        spool.close()
+        print("sqlite3" in sys.modules)
+        spool.put(b"kept")
+        print("sqlite3" in sys.modules, spool.depth)
+        """
+    )
+    path = tmp_path / "spool" / "spool.sqlite3"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.splitlines() == ["[] 0 0 0", "False", "True 1"]
+    assert path.is_file()
+
+
+def test_a_spool_path_that_cannot_be_checked_still_fails_with_a_reason(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    with pytest.raises(SpoolError) as err:
+        Spool(not_a_dir / "spool.sqlite3", 1024).peek_batch(1)
+    assert err.value.reason == "cannot_open"
