@@ -139,9 +139,10 @@ def test_install_and_run_as_the_nucleus_would(
     assert (work / "venv" / "bin" / "gg-health-agent").exists()
 
     nucleus.set_configuration(NAME, {"intervalSeconds": 3600, "transport": "ipc"})
+    run_step = manifest["Lifecycle"]["Run"]
     run = subprocess.Popen(
-        ["sh", "-c", resolve(manifest["Lifecycle"]["Run"]["Script"], variables)],
-        env=env,
+        ["sh", "-c", resolve(run_step["Script"], variables)],
+        env={**env, **run_step.get("Setenv", {})},
         cwd=work,  # the nucleus starts components in their work directory
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -157,6 +158,9 @@ def test_install_and_run_as_the_nucleus_would(
             "certificate.key_match",
         }
         assert "RUNNING" in nucleus.states
+        # The step's Setenv reached the agent itself (the script execs it).
+        environ = Path(f"/proc/{run.pid}/environ").read_bytes().split(b"\0")
+        assert b"MALLOC_ARENA_MAX=2" in environ
     finally:
         run.send_signal(signal.SIGTERM)
         _, err = run.communicate(timeout=30)
