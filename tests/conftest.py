@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -19,6 +23,25 @@ pytest_plugins = [
 ]
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def modules_loaded_by(code: str, watched: Iterable[str]) -> list[str]:
+    """Which of the ``watched`` modules a fresh interpreter has loaded after running ``code``.
+
+    A name matches a module and its submodules (``awscrt`` covers ``awscrt.http``); the answer
+    lists the loaded modules themselves, sorted.
+    """
+    probe = (
+        f"{code}\nimport json, sys\nwatched = {sorted(watched)!r}\n"
+        "print(json.dumps(sorted(m for m in sys.modules if any(m == w or m.startswith(w + '.')"
+        " for w in watched))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return loaded
 
 
 def _shared_fixtures() -> Path:
