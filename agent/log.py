@@ -68,8 +68,13 @@ class _Sink:
         line = self.render(record)
         stream = self.stream or sys.stderr
         with self.lock:
-            stream.write(line + "\n")
-            stream.flush()
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except (OSError, ValueError):
+                # A closed or broken stderr (the nucleus went away, a full disk under the log)
+                # must not stop the audit: the line is lost, as logging.Handler would lose it.
+                pass
 
 
 _SINK = _Sink()

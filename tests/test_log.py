@@ -64,6 +64,17 @@ def test_exception_carries_the_traceback(lines: io.StringIO) -> None:
     assert "Traceback" in str(event["exception"]) and "missing-thing" in str(event["exception"])
 
 
+def test_a_closed_stream_loses_the_line_not_the_caller() -> None:
+    out = io.StringIO()
+    configure("INFO", json=True, stream=out)
+    out.close()
+    try:
+        log.error("still_running", step=1)  # must not raise
+    finally:
+        configure("WARNING", json=True)
+    assert out.closed
+
+
 def test_an_unknown_level_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="unknown log level 'LOUD'"):
         configure("LOUD")
