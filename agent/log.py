@@ -37,7 +37,8 @@ Renderer = Callable[[dict[str, Any]], str]
 
 
 def _json_line(event: dict[str, Any]) -> str:
-    return _json.dumps(event, default=repr, ensure_ascii=False)
+    # ASCII with \u escapes, as structlog wrote it: whatever stderr's encoding, a line is whole.
+    return _json.dumps(event, default=repr)
 
 
 def _scrubbed(value: Any) -> Any:

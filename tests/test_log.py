@@ -47,6 +47,13 @@ def test_events_below_the_level_are_dropped(lines: io.StringIO) -> None:
     assert [e["event"] for e in events(lines)] == ["kept", "also kept"]
 
 
+def test_lines_are_ascii_whatever_the_text(lines: io.StringIO) -> None:
+    log.info("thing_name", name="Gerät-Ω")
+    assert lines.getvalue().isascii()
+    (event,) = events(lines)
+    assert event["name"] == "Gerät-Ω"
+
+
 def test_other_values_are_written_as_their_repr(lines: io.StringIO) -> None:
     log.warning("odd", data=b"\x00raw", items=[1, "two"])
     (event,) = events(lines)
