@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.peers.base import serving
 from tests.peers.tls import Pair, ca, leaf, mtls_http_server
 
 
@@ -103,19 +104,12 @@ def trickle() -> Iterator[Trickle]:
                 conn.sendall(state.body[start : start + state.chunk])
             return True
 
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.port = server.server_address[1]
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="trickle", daemon=True
-    )
-    thread.start()
-    try:
-        yield state
-    finally:
-        state.stop.set()
-        server.shutdown()
-        server.server_close()
+    with serving(socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler), "trickle") as port:
+        state.port = port
+        try:
+            yield state
+        finally:
+            state.stop.set()  # end the answers in flight before the server stops
 
 
 @dataclass

@@ -1,10 +1,14 @@
-"""Shared plumbing of the peers: free ports, waiting for a port, and "fail under CI, else skip"."""
+"""Shared plumbing of the peers: free ports, serving on loopback, "fail under CI, else skip"."""
 
 from __future__ import annotations
 
 import os
 import socket
+import socketserver
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -34,3 +38,22 @@ def wait_for_port(port: int, timeout: float = 20.0) -> bool:
         except OSError:
             time.sleep(0.05)
     return False
+
+
+@contextmanager
+def serving(server: socketserver.TCPServer, name: str) -> Iterator[int]:
+    """Serve a threading ``server`` bound to loopback on a daemon thread; yield its port.
+
+    Its handler threads are daemons, so a handler a test left blocked cannot hold the suite;
+    the server is shut down and closed on the way out.
+    """
+    server.daemon_threads = True  # type: ignore[attr-defined]  # a ThreadingMixIn server
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
+    )
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()

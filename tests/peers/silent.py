@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.peers.base import serving
+
 
 @pytest.fixture
 def closed_port() -> int:
@@ -119,15 +121,6 @@ def canned() -> Iterator[Canned]:
 
         do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _answer
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.port = server.server_address[1]
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="canned", daemon=True
-    )
-    thread.start()
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler), "canned") as port:
+        state.port = port
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()

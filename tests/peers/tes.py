@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.peers.base import serving
+
 PATH = "/2016-11-01/credentialprovider/"
 # What the nucleus relays when the IoT credentials provider refuses the certificate.
 FORBIDDEN_BODY = (
@@ -107,16 +109,9 @@ def _handler(state: TokenExchangeService) -> type[BaseHTTPRequestHandler]:
 def tes() -> Iterator[TokenExchangeService]:
     """A running TES stand-in on a free loopback port (per test: its state is the test's)."""
     state = TokenExchangeService(token="tes-token-" + "7" * 24)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    server.daemon_threads = True
-    state.port = server.server_address[1]
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="tes-standin", daemon=True
-    )
-    thread.start()
-    try:
-        yield state
-    finally:
-        state.release.set()
-        server.shutdown()
-        server.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _handler(state)), "tes-standin") as port:
+        state.port = port
+        try:
+            yield state
+        finally:
+            state.release.set()  # let a held answer go before the server stops

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.peers.base import serving
 
 
 @dataclass(frozen=True)
@@ -120,16 +121,8 @@ def mtls_http_server(
     context.load_verify_locations(client_ca.cert_path)
     context.verify_mode = ssl.CERT_REQUIRED  # mutual TLS, as AWS IoT's endpoints demand
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
     httpd.socket = context.wrap_socket(
         httpd.socket, server_side=True, do_handshake_on_connect=False
     )
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
-    )
-    thread.start()
-    try:
-        yield httpd.server_address[1]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(httpd, name) as port:
+        yield port

@@ -213,18 +213,25 @@ def root_builder(tmp_path: Path) -> RootBuilder:
     return RootBuilder(tmp_path / "greengrass" / "v2")
 
 
+WORLD_COMPONENTS = [
+    # (fixture recipe, component, version, bucket its artifacts point at, legacy file name)
+    ("aws.greengrass.SecureTunneling-recipe-prod.yaml", "aws.greengrass.SecureTunneling", "2.0.0",
+     "ok", False),
+    ("aws.greengrass.labs.S3FileDownloader-recipe.yaml", "aws.greengrass.labs.S3FileDownloader",
+     "1.0.0", "nolocation", False),
+    ("aws.greengrass.labs.CertificateRotator-recipe.yaml",
+     "aws.greengrass.labs.CertificateRotator", "1.1.0", "denied", False),
+    ("aws.greengrass.labs.HomeAssistant-recipe.yaml", "aws.greengrass.labs.HomeAssistant", "1.0.0",
+     "ok", False),
+    ("gg-pubsub-sdk-component-template-recipe.json", "com.example.PubSub", "0.0.1", "gone", True),
+]  # fmt: skip
+
+
 def deploy_world_components(builder: RootBuilder, w: World) -> None:
     """The deployed components of the world device, from the real fixture recipes."""
-    builder.deploy(
-        "aws.greengrass.SecureTunneling",
-        "2.0.0",
-        resolve_fixture_recipe(
-            "aws.greengrass.SecureTunneling-recipe-prod.yaml",
-            "aws.greengrass.SecureTunneling",
-            "2.0.0",
-            w.bucket("ok"),
-        ),
-    )
+    for fixture, name, version, bucket, legacy in WORLD_COMPONENTS:
+        recipe = resolve_fixture_recipe(fixture, name, version, w.bucket(bucket))
+        builder.deploy(name, version, recipe, legacy=legacy)
     # A stale version left in the store points at the denied bucket: it must be ignored.
     stale = resolve_fixture_recipe(
         "aws.greengrass.SecureTunneling-recipe-prod.yaml",
@@ -236,42 +243,6 @@ def deploy_world_components(builder: RootBuilder, w: World) -> None:
         "aws.greengrass.SecureTunneling",
         "1.9.9",
         stale.replace('ComponentVersion: "2.0.0"', 'ComponentVersion: "1.9.9"'),
-    )
-    name = "aws.greengrass.labs.S3FileDownloader"
-    builder.deploy(
-        name,
-        "1.0.0",
-        resolve_fixture_recipe(
-            "aws.greengrass.labs.S3FileDownloader-recipe.yaml",
-            name,
-            "1.0.0",
-            w.bucket("nolocation"),
-        ),
-    )
-    name = "aws.greengrass.labs.CertificateRotator"
-    builder.deploy(
-        name,
-        "1.1.0",
-        resolve_fixture_recipe(
-            "aws.greengrass.labs.CertificateRotator-recipe.yaml", name, "1.1.0", w.bucket("denied")
-        ),
-    )
-    name = "aws.greengrass.labs.HomeAssistant"
-    builder.deploy(
-        name,
-        "1.0.0",
-        resolve_fixture_recipe(
-            "aws.greengrass.labs.HomeAssistant-recipe.yaml", name, "1.0.0", w.bucket("ok")
-        ),
-    )
-    name = "com.example.PubSub"
-    builder.deploy(
-        name,
-        "0.0.1",
-        resolve_fixture_recipe(
-            "gg-pubsub-sdk-component-template-recipe.json", name, "0.0.1", w.bucket("gone")
-        ),
-        legacy=True,
     )
 
 
