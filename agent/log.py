@@ -31,7 +31,7 @@ from typing import Any, TextIO
 
 from agent.secrets import scrub
 
-LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 Renderer = Callable[[dict[str, Any]], str]
 
@@ -82,12 +82,9 @@ _SINK = _Sink()
 
 
 class EventLogger:
-    """A named logger with structlog's calling convention: ``log.info("event", key=value)``."""
+    """A logger with structlog's calling convention: ``log.info("event", key=value)``."""
 
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
+    __slots__ = ()
 
     def _log(self, level: str, event: str, values: dict[str, Any], exc: bool = False) -> None:
         if LEVELS[level] >= _SINK.threshold:
@@ -110,9 +107,15 @@ class EventLogger:
         self._log("error", event, values, exc=True)
 
 
+_LOGGER = EventLogger()
+
+
 def get_logger(name: str) -> EventLogger:
-    """The logger for module ``name``; cheap enough to create at import time."""
-    return EventLogger(name)
+    """The logger for module ``name``.
+
+    structlog's signature; the lines do not carry the name, as structlog's JSONRenderer did not.
+    """
+    return _LOGGER
 
 
 def _console_renderer(colors: bool) -> Renderer:

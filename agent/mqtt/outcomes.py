@@ -134,17 +134,15 @@ class Outcomes:
     ) -> PublishOutcome:
         """The spool could not take the report: CRITICAL unless it was delivered directly."""
         if delivered:
-            return PublishOutcome(
-                Delivery.DELIVERED,
-                self.transport,
-                f"published to {self.topic}, but the spool is unusable: {exc}",
-                exc.remediation,
-                details=self.details(spool_error=exc.reason),
-            )
+            delivery = Delivery.DELIVERED
+            message = f"published to {self.topic}, but the spool is unusable: {exc}"
+        else:
+            delivery = Delivery.FAILED
+            message = f"{why or 'not delivered'}; and the report could not be spooled: {exc}"
         return PublishOutcome(
-            Delivery.FAILED,
+            delivery,
             self.transport,
-            f"{why or 'not delivered'}; and the report could not be spooled: {exc}",
+            message,
             exc.remediation,
             details=self.details(spool_error=exc.reason),
         )

@@ -65,14 +65,8 @@ def stat_file(path: str, cap: int = MAX_PEM_BYTES) -> os.stat_result | Problem:
     """``os.stat`` after symlinks, turned into a Problem unless it is a regular file <= cap."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        return _missing(path)
-    except PermissionError:
-        return Problem(PERMISSION_DENIED, "permission denied on a parent directory")
-    except OSError as exc:
-        return os_problem(exc)
-    except ValueError:  # an embedded NUL byte: the configuration holds a broken path
-        return NUL_IN_PATH
+    except (OSError, ValueError) as exc:
+        return _access_problem(path, exc, "permission denied on a parent directory")
     return check_regular(st, cap)
 
 
@@ -92,14 +86,8 @@ def read_bounded(path: str, cap: int = MAX_PEM_BYTES) -> tuple[bytes, os.stat_re
     """
     try:
         fd = os.open(path, _OPEN_FLAGS)
-    except FileNotFoundError:
-        return _missing(path)
-    except PermissionError:
-        return Problem(PERMISSION_DENIED, "permission denied")
-    except OSError as exc:
-        return os_problem(exc)
-    except ValueError:
-        return NUL_IN_PATH
+    except (OSError, ValueError) as exc:
+        return _access_problem(path, exc, "permission denied")
     try:
         checked = check_regular(os.fstat(fd), cap)
         if isinstance(checked, Problem):
@@ -138,6 +126,17 @@ def _read_up_to(fd: int, limit: int) -> bytes:
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
+
+
+def _access_problem(path: str, exc: OSError | ValueError, denied: str) -> Problem:
+    """Why a stat or open of ``path`` failed; ``denied`` words a permission error."""
+    if isinstance(exc, ValueError):  # an embedded NUL byte: the configuration holds a broken path
+        return NUL_IN_PATH
+    if isinstance(exc, FileNotFoundError):
+        return _missing(path)
+    if isinstance(exc, PermissionError):
+        return Problem(PERMISSION_DENIED, denied)
+    return os_problem(exc)
 
 
 def _missing(path: str) -> Problem:
