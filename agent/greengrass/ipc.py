@@ -139,8 +139,8 @@ class IpcSession:
             log.warning("ipc_update_state_failed", error=str(exc))
 
     # -- operations ------------------------------------------------------------------------
-    def _request(self, name: str, request: Any) -> Any:
-        """Run one request-response operation ``name`` (e.g. ``publish_to_iot_core``).
+    def _request(self, name: str, new_operation: Callable[[Any], Any], request: Any) -> Any:
+        """Run one request-response operation (``name``: its IPC name, for messages).
 
         The operation is closed as soon as its answer is in; clientv2's ``*_async`` helpers
         never close it, and what an open operation holds is released late (see
@@ -151,7 +151,7 @@ class IpcSession:
 
         client = self.client()
         try:
-            operation = getattr(client.client, f"new_{name}")()
+            operation = new_operation(client.client)
             try:
                 operation.activate(request).result(self._timeout_s)
                 return operation.get_response().result(self._timeout_s)
@@ -168,13 +168,17 @@ class IpcSession:
         from awsiot.greengrasscoreipc.model import QOS, PublishToIoTCoreRequest
 
         request = PublishToIoTCoreRequest(topic_name=topic, qos=QOS.AT_LEAST_ONCE, payload=payload)
-        self._request("publish_to_iot_core", request)
+        self._request("PublishToIoTCore", lambda c: c.new_publish_to_iot_core(), request)
 
     def get_configuration(self) -> dict[str, Any]:
         """The component's own whole configuration."""
         from awsiot.greengrasscoreipc.model import GetConfigurationRequest
 
-        response = self._request("get_configuration", GetConfigurationRequest(key_path=[]))
+        response = self._request(
+            "GetConfiguration",
+            lambda c: c.new_get_configuration(),
+            GetConfigurationRequest(key_path=[]),
+        )
         value = getattr(response, "value", None)
         return dict(value) if isinstance(value, dict) else {}
 
