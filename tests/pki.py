@@ -352,6 +352,22 @@ def openssl_mint_device(
 ) -> tuple[Path, Path]:
     """A device key + CSR + certificate signed by the CA with ``openssl x509 -req``."""
     key = openssl_genkey(tmp_path / f"{cn}.key", kind, traditional=traditional)
+    cert = openssl_sign_device(tmp_path, key, ca_cert, ca_key, cn=cn, days=days,
+                               extensions=extensions)  # fmt: skip
+    return cert, key
+
+
+def openssl_sign_device(
+    tmp_path: Path,
+    key: Path,
+    ca_cert: Path,
+    ca_key: Path,
+    *,
+    cn: str = THING,
+    days: int = 365,
+    extensions: str | None = None,
+) -> Path:
+    """A CSR for an existing ``key`` and its certificate signed by the CA (``x509 -req``)."""
     csr = tmp_path / f"{cn}.csr"
     cert = tmp_path / f"{cn}.crt"
     openssl("req", "-new", "-key", key, "-subj", f"/CN={cn}", "-out", csr)
@@ -376,7 +392,7 @@ def openssl_mint_device(
         ext.write_text(f"[v3]\n{extensions}\n")
         args += ["-extfile", ext, "-extensions", "v3"]
     openssl(*args)
-    return cert, key
+    return cert
 
 
 # ----------------------------------------------------------------------------- Greengrass roots

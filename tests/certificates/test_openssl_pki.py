@@ -19,6 +19,7 @@ from tests.pki import (
     openssl_mint_ca,
     openssl_mint_device,
     openssl_rewrite,
+    openssl_sign_device,
 )
 
 V3_CLIENT = (
@@ -62,23 +63,7 @@ def test_ecparam_key_with_parameters_block(tmp_path: Path, run: Run) -> None:
     key = tmp_path / "ecparam.key"
     openssl("ecparam", "-genkey", "-name", "prime256v1", "-out", key)
     assert key.read_bytes().startswith(b"-----BEGIN EC PARAMETERS-----")
-    openssl("req", "-new", "-key", key, "-subj", "/CN=pi-43", "-out", tmp_path / "d.csr")
-    cert = tmp_path / "d.crt"
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        tmp_path / "d.csr",
-        "-CA",
-        ca_cert,
-        "-CAkey",
-        ca_key,
-        "-CAcreateserial",
-        "-days",
-        "90",
-        "-out",
-        cert,
-    )
+    cert = openssl_sign_device(tmp_path, key, ca_cert, ca_key, cn="pi-43", days=90)
     root = _root(tmp_path, cert, key)
     [match] = run(make_context(root, now=_now()), "certificate.key_match")
     assert match.status is Status.OK
@@ -130,23 +115,7 @@ def test_openssl_ca_device_and_server_only_eku(tmp_path: Path, run: Run) -> None
 def test_openssl_small_rsa_key(tmp_path: Path, run: Run) -> None:
     ca_cert, ca_key = openssl_mint_ca(tmp_path)
     key = openssl_genkey(tmp_path / "small.key", "rsa", bits=1024)
-    openssl("req", "-new", "-key", key, "-subj", "/CN=tiny", "-out", tmp_path / "s.csr")
-    cert = tmp_path / "s.crt"
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        tmp_path / "s.csr",
-        "-CA",
-        ca_cert,
-        "-CAkey",
-        ca_key,
-        "-CAcreateserial",
-        "-days",
-        "90",
-        "-out",
-        cert,
-    )
+    cert = openssl_sign_device(tmp_path, key, ca_cert, ca_key, cn="tiny", days=90)
     root = _root(tmp_path, cert, key)
     r = one(
         run(make_context(root, now=_now()), "certificate.key_quality"),
