@@ -4,7 +4,7 @@
     greengrass-build/recipes/<name>-<version>.yaml          the recipe, placeholders filled in
     greengrass-build/artifacts/<name>/<version>/gghealth.zip
         gg_health_agent-<version>-py3-none-any.whl
-        wheels/*.whl                                         with --platform: offline install
+        wheels/*.whl      with --platform: requirements/runtime.lock's wheels, offline install
 
 ``gdk component build`` runs this through gdk-config.json (build_system "custom").
 """
@@ -29,6 +29,7 @@ from agent import __version__  # noqa: E402
 from agent.config import DEFAULT_COMPONENT_NAME  # noqa: E402
 
 ARTIFACT = "gghealth.zip"
+RUNTIME_LOCK = REPO / "requirements" / "runtime.lock"
 
 
 class _NoAliasDumper(yaml.SafeDumper):
@@ -80,6 +81,30 @@ def pip(*args: str) -> None:
     )
 
 
+def download_locked_wheels(dest: Path, platform: str, python_version: str) -> None:
+    """Exactly the runtime wheels of requirements/runtime.lock, each checked against its hash.
+
+    The lock is complete (every transitive dependency, pinned), so ``--no-deps``; binary wheels
+    only, so an Install on the device never compiles.
+    """
+    target = (
+        []
+        if platform == "native"
+        else ["--platform", platform, "--python-version", python_version, "--implementation", "cp"]
+    )
+    pip(
+        "download",
+        "-d",
+        str(dest),
+        "--require-hashes",
+        "--no-deps",
+        "--only-binary=:all:",
+        *target,
+        "-r",
+        str(RUNTIME_LOCK),
+    )
+
+
 def build(
     out: Path,
     *,
@@ -98,24 +123,10 @@ def build(
     artifact_dir.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / "gghealth"
-        pip("wheel", "--no-deps", "-w", str(stage), str(REPO))
+        # The build backend is the locked setuptools of this venv, not whatever PyPI serves.
+        pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(stage), str(REPO))
         if platform:
-            wheels = stage / "wheels"
-            target = (
-                []
-                if platform == "native"
-                else [
-                    "--platform",
-                    platform,
-                    "--python-version",
-                    python_version,
-                    "--implementation",
-                    "cp",
-                    "--only-binary=:all:",
-                ]
-            )
-            (wheel,) = stage.glob("*.whl")
-            pip("download", "-d", str(wheels), *target, str(wheel))
+            download_locked_wheels(stage / "wheels", platform, python_version)
         zip_path = artifact_dir / ARTIFACT
         with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
             for f in sorted(stage.rglob("*")):
