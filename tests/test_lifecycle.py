@@ -7,6 +7,7 @@ script, with the environment a nucleus gives a component, against the nucleus st
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -20,9 +21,11 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.utils import parse_wheel_filename
 
 from agent.demo import THING, build_demo_root
 from tests.conftest import REPO
+from tests.lockfile import RUNTIME_LOCK, pins_here
 from tests.nucleus.standin import NucleusStandIn
 
 NAME = "gghealth.HealthAgent"
@@ -92,6 +95,25 @@ def test_recipe_is_least_privilege_and_names_its_artifact(package: Path) -> None
 
     default = dict(recipe["ComponentConfiguration"]["DefaultConfiguration"])
     assert build_config(default).component_name == NAME
+
+
+def test_the_artifact_bundles_exactly_the_locked_runtime_wheels(package: Path) -> None:
+    """The wheels a device installs are the ones the suite ran with: same versions, same files."""
+    from agent import __version__
+
+    zip_path = package / "artifacts" / NAME / __version__ / "gghealth.zip"
+    with zipfile.ZipFile(zip_path) as zf:
+        wheels = {
+            Path(n).name: hashlib.sha256(zf.read(n)).hexdigest()
+            for n in zf.namelist()
+            if n.startswith("wheels/")
+        }
+    bundled = {}
+    for file_name, digest in wheels.items():
+        name, version, _, _ = parse_wheel_filename(file_name)
+        bundled[name] = str(version)
+        assert digest in pins_here(RUNTIME_LOCK)[name].hashes, f"{file_name}: not the locked file"
+    assert bundled == {n: p.version for n, p in pins_here(RUNTIME_LOCK).items()}
 
 
 def test_install_and_run_as_the_nucleus_would(
