@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 # Peers for every test, registered once: the nucleus stand-in (``nucleus``, ``nucleus_dir``,
 # ``ipc_connect``), moto (``moto_server`` with IAM enforced, ``moto_server_open`` without),
@@ -23,6 +24,17 @@ pytest_plugins = [
 ]
 
 REPO = Path(__file__).resolve().parent.parent
+
+# No test may depend on the machine being idle (CI machines are shared and loaded): no per-example
+# deadline and no "input generation is slow" health check. In CI the examples are derived from
+# each test's name (derandomize), so a failure there replays here with the same examples.
+settings.register_profile(
+    "gghealth", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.register_profile("ci", settings.get_profile("gghealth"), derandomize=True, database=None)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "gghealth")
+)
 
 
 def modules_loaded_by(code: str, watched: Iterable[str]) -> list[str]:
@@ -45,16 +57,18 @@ def modules_loaded_by(code: str, watched: Iterable[str]) -> list[str]:
 
 
 def _shared_fixtures() -> Path:
+    """``$GGHEALTH_SHARED_FIXTURES`` when set, else ``shared/fixtures`` beside the checkout.
+
+    CI lays ``shared/`` beside its clone; a clone elsewhere names the folder in the variable.
+    """
     env = os.environ.get("GGHEALTH_SHARED_FIXTURES")
-    candidates = [Path(env)] if env else []
-    # CI lays shared/ beside the clone; a throwaway clone in /tmp falls back to the workplace copy.
-    candidates += [REPO.parent / "shared" / "fixtures", Path("/work/shared/fixtures")]
-    for c in candidates:
-        if c.is_dir():
-            return c
-    raise RuntimeError(
-        "shared/fixtures not found beside the checkout; set GGHEALTH_SHARED_FIXTURES"
-    )
+    where = Path(env) if env else REPO.parent / "shared" / "fixtures"
+    if not where.is_dir():
+        raise pytest.UsageError(
+            f"the real-world fixtures are not at {where}: lay shared/ beside the checkout, "
+            "or set GGHEALTH_SHARED_FIXTURES to its fixtures folder"
+        )
+    return where
 
 
 SHARED_FIXTURES = _shared_fixtures()
