@@ -6,6 +6,7 @@ and messages, not on the wall clock."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,10 @@ def test_bodies_that_never_finish_time_out_once_per_slot(
     slow = _s3_results(report.checks)
     assert len(slow) == ARTIFACTS + 1
     assert {(r.status, r.details["reason"]) for r in slow} == {(Status.UNKNOWN, "timeout")}
+    # Each request waits 0.5 s at most (less when the budget runs short on a loaded machine).
     assert all(
-        "no answer within 0.5s" in r.message or "did not answer earlier" in r.message for r in slow
+        re.search(r"no answer within 0\.[1-5]s", r.message) or "did not answer earlier" in r.message
+        for r in slow
     ), [r.message for r in slow]
     # The timeouts held: each slot gave up once, the rest were not sent to a dead host.
     assert len(trickle.requests) <= 4

@@ -6,6 +6,7 @@ is left of ``s3.cycleBudgetSeconds``, as the results' messages show."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,8 @@ def deploy_artifacts(dev: Device, count: int = 5) -> None:
 
 @pytest.mark.parametrize(
     ("mode", "reason", "said"),
-    [("error", "server_error", "500"), ("hang", "timeout", "no answer within 1.5s")],
+    # A hung TES is given what is left of the 1.5 s budget, at most: on a loaded machine less.
+    [("error", "server_error", "500"), ("hang", "timeout", r"no answer within (1\.[0-5]|0\.\d)s")],
 )
 def test_failing_token_exchange_service_leaves_the_s3_area_unknown_within_the_budget(
     mode: str,
@@ -88,7 +90,7 @@ def test_failing_token_exchange_service_leaves_the_s3_area_unknown_within_the_bu
     (creds,) = by_id["s3.credentials"]
     assert creds["status"] == "UNKNOWN"
     assert creds["details"]["reason"] == reason  # type: ignore[index]
-    assert said in str(creds["message"])
+    assert re.search(said, str(creds["message"])), creds["message"]
     assert creds["remediation"]
     assert len(tes.requests) == 1  # asked once, not retried into the budget
     blocked = by_id["s3.bucket"] + by_id["s3.artifact"]

@@ -6,6 +6,7 @@ its specific status and reason, on real loopback servers, within the request tim
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -253,7 +254,7 @@ def test_tes_body_that_trickles_in_times_out(
     (creds,) = find(report.checks, "s3.credentials")
     assert creds.status is Status.UNKNOWN
     assert creds.details["reason"] == "timeout"
-    assert "no answer within 0.5s" in creds.message
+    assert re.search(r"no answer within 0\.[1-5]s", creds.message), creds.message
     assert trickle.requests == [f"GET {TES_PATH} HTTP/1.1"]
 
 
