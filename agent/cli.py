@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="WARNING",
         metavar="LEVEL",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log verbosity on stderr (default WARNING)",
+        help="log verbosity (default WARNING); lines go to stderr, except that 'run' as a "
+        "Greengrass component writes DEBUG and INFO to stdout unless reports go there",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -139,13 +140,28 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import os
+
+    from agent.config import Transport
+    from agent.log import send_to_stdout, stdout_levels
     from agent.service import run_service
     from agent.settings import load_settings
 
+    stdout_reserved = False
+
     def reload(component_configuration: Mapping[str, Any] | None = None) -> Settings:
-        return load_settings(
+        nonlocal stdout_reserved
+        settings = load_settings(
             args.greengrass_root, args.config, _flags(args), component_configuration
         )
+        # The transport is known once the layers are merged (flag, --config file, the component
+        # configuration from effectiveConfig.yaml or IPC, each update), and run_service builds it
+        # after this returns: route the log lines first. Once stdout has been chosen for reports
+        # it stays theirs: an update whose transport then fails to build keeps the stdout
+        # transport, and log lines must not follow it there.
+        stdout_reserved = stdout_reserved or settings.config.transport is Transport.STDOUT
+        send_to_stdout(stdout_levels(os.environ, stdout_reserved=stdout_reserved))
+        return settings
 
     return run_service(reload(), args.only, once=args.once, reload=reload)
 

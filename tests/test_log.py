@@ -1,4 +1,5 @@
-"""agent.log: the JSON lines a device writes, levels, console output, and the import it avoids."""
+"""agent.log: the JSON lines a device writes, levels, routing, console output, and the import it
+avoids. The routing as the CLI applies it, in real processes: tests/test_component_log.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from agent.log import configure, get_logger
+from agent.log import configure, get_logger, send_to_stdout, stdout_levels
 from tests.conftest import modules_loaded_by
 
 log = get_logger("tests.log")
@@ -101,12 +102,75 @@ def test_console_output_is_structlogs_rendering() -> None:
         json.loads(text)
 
 
+@pytest.mark.parametrize(
+    ("env", "stdout_reserved", "expected"),
+    [
+        ({}, False, set()),  # outside Greengrass: everything on stderr
+        ({"SVCUID": "token"}, False, {"debug", "info"}),  # a component: INFO/WARN split
+        ({"SVCUID": "token"}, True, set()),  # stdout carries reports or check's one object
+        ({"SVCUID": ""}, False, set()),  # an empty variable is not the nucleus
+        # The socket path alone (nucleus lite, or an IPC test rig) is not the signal.
+        ({"AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT": "/ipc.sock"}, False, set()),
+    ],
+)
+def test_stdout_levels_is_the_one_routing_rule(
+    env: dict[str, str], stdout_reserved: bool, expected: set[str]
+) -> None:
+    assert stdout_levels(env, stdout_reserved=stdout_reserved) == expected
+
+
+def test_routed_levels_go_to_stdout_and_the_others_to_the_stream(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = io.StringIO()
+    configure("DEBUG", json=True, stream=err)
+    send_to_stdout(stdout_levels({"SVCUID": "token"}, stdout_reserved=False))
+    try:
+        log.debug("d")
+        log.info("i")
+        log.warning("w")
+        log.error("e")
+        try:
+            raise OSError("boom")
+        except OSError:
+            log.exception("x")
+    finally:
+        configure("WARNING", json=True)
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["event"], e["level"]) for e in out] == [("d", "debug"), ("i", "info")]
+    assert [(e["event"], e["level"]) for e in events(err)] == [
+        ("w", "warning"),
+        ("e", "error"),
+        ("x", "error"),
+    ]
+
+
+def test_configure_puts_every_level_back_on_its_stream(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = io.StringIO()
+    send_to_stdout({"info"})
+    configure("INFO", json=True, stream=err)  # a fresh configuration routes nothing to stdout
+    try:
+        log.info("here")
+    finally:
+        configure("WARNING", json=True)
+    assert capsys.readouterr().out == ""
+    assert [e["event"] for e in events(err)] == ["here"]
+
+
+def test_an_unknown_routed_level_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown log level"):
+        send_to_stdout({"info", "notice"})
+
+
 def test_json_logging_does_not_import_structlog_or_asyncio() -> None:
     # The reason this module exists (docs/benchmarks.md): structlog imports asyncio and ssl.
     code = (
-        "import io\n"
-        "from agent.log import configure, get_logger\n"
+        "import io, os\n"
+        "from agent.log import configure, get_logger, send_to_stdout, stdout_levels\n"
         "configure('INFO', json=True, stream=io.StringIO())\n"
+        "send_to_stdout(stdout_levels(os.environ, stdout_reserved=True))\n"
         "get_logger('x').info('event', value=1)\n"
     )
     assert modules_loaded_by(code, ["structlog", "asyncio", "ssl"]) == []
