@@ -1,16 +1,22 @@
-"""Reading requirements/*.lock (``uv pip compile --universal --generate-hashes`` output)."""
+"""Reading requirements/*.lock (``uv pip compile --universal --generate-hashes`` output).
+
+The locks are universal: one file for every Python and platform, a pin that differs between
+them carrying an environment marker. ``make package`` evaluates those markers for each target
+interpreter itself, because ``pip download --python-version`` evaluates a requirement file's
+markers for the interpreter running pip, not for the target.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.markers import Marker
 from packaging.utils import NormalizedName, canonicalize_name
 
-from tests.conftest import REPO
-
+REPO = Path(__file__).resolve().parent.parent
 DEV_LOCK = REPO / "requirements" / "dev.lock"
 RUNTIME_LOCK = REPO / "requirements" / "runtime.lock"
 
@@ -31,19 +37,21 @@ class Pin:
     marker: Marker | None
     hashes: frozenset[str]
 
-    def applies_here(self) -> bool:
-        """Whether this interpreter installs it (the lock is universal: markers per Python)."""
-        return self.marker is None or self.marker.evaluate()
+    def applies(self, environment: Mapping[str, str] | None = None) -> bool:
+        """Whether an interpreter installs it: this one, or one described by ``environment``
+        (PEP 508 marker variables overriding this interpreter's)."""
+        return self.marker is None or self.marker.evaluate(dict(environment or {}))
 
 
 def read_lock(path: Path) -> list[Pin]:
     """Every pin of a lock file, in file order; a line that is no pin, hash or comment fails."""
     pins: list[Pin] = []
-    current: dict[str, object] | None = None
+    name = version = marker = None
+    hashes: set[str] = set()
 
     def close() -> None:
-        if current is not None:
-            pins.append(Pin(**current))  # type: ignore[arg-type]
+        if name is not None and version is not None:
+            pins.append(Pin(name, version, Marker(marker) if marker else None, frozenset(hashes)))
 
     for line in path.read_text().splitlines():
         stripped = line.strip()
@@ -51,21 +59,16 @@ def read_lock(path: Path) -> list[Pin]:
             continue
         if (pin := _PIN.match(line)) is not None:
             close()
-            marker = pin["marker"]
-            current = {
-                "name": canonicalize_name(pin["name"]),
-                "version": pin["version"],
-                "marker": Marker(marker) if marker else None,
-                "hashes": frozenset(),
-            }
-        elif (digest := _HASH.search(stripped)) is not None and current is not None:
-            current["hashes"] = current["hashes"] | {digest["digest"]}  # type: ignore[operator]
+            name, version, marker = canonicalize_name(pin["name"]), pin["version"], pin["marker"]
+            hashes = set()
+        elif (digest := _HASH.search(stripped)) is not None and name is not None:
+            hashes.add(digest["digest"])
         else:
-            raise AssertionError(f"{path.name}: not a pin, a hash or a comment: {line!r}")
+            raise ValueError(f"{path.name}: not a pin, a hash or a comment: {line!r}")
     close()
     return pins
 
 
-def pins_here(path: Path) -> dict[NormalizedName, Pin]:
-    """The pins this interpreter installs, by normalised name."""
-    return {p.name: p for p in read_lock(path) if p.applies_here()}
+def pins_for(path: Path, environment: Mapping[str, str] | None = None) -> dict[NormalizedName, Pin]:
+    """The pins an interpreter installs (this one, or the one ``environment`` describes)."""
+    return {p.name: p for p in read_lock(path) if p.applies(environment)}

@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
 """Build a GDK-style ``greengrass-build/`` for gghealth.HealthAgent.
 
-    greengrass-build/recipes/<name>-<version>.yaml          the recipe, placeholders filled in
-    greengrass-build/artifacts/<name>/<version>/gghealth.zip
+    greengrass-build/recipes/<name>-<version>.yaml      one manifest per architecture
+    greengrass-build/artifacts/<name>/<version>/gghealth-<arch>.zip   for amd64 and aarch64:
         gg_health_agent-<version>-py3-none-any.whl
-        wheels/*.whl      with --platform: requirements/runtime.lock's wheels, offline install
+        wheels/*.whl      requirements/runtime.lock's wheels for CPython 3.10-3.13 on <arch>
 
-``gdk component build`` runs this through gdk-config.json (build_system "custom").
+Each manifest names its own zip (with its ``Digest``) and carries the SHA-256 of every wheel in
+it, so the privileged Install on the device installs exactly these files (``--require-hashes``)
+and never compiles. ``gdk component build`` runs this through gdk-config.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import copy
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -27,9 +32,27 @@ sys.path.insert(0, str(REPO))
 
 from agent import __version__  # noqa: E402
 from agent.config import DEFAULT_COMPONENT_NAME  # noqa: E402
+from scripts.wheelhouse import (  # noqa: E402
+    MACHINES,
+    PYTHONS,
+    Target,
+    download,
+    missing_wheels,
+    prune,
+    requirements_text,
+    sha256,
+)
 
-ARTIFACT = "gghealth.zip"
-RUNTIME_LOCK = REPO / "requirements" / "runtime.lock"
+INSTALL_ROOT = "/opt/gghealth"
+"""Where Install builds the environment Run executes: root-owned, outside the nucleus's work
+and artifact directories (which belong to the component's run-as user); one directory per
+component version."""
+TEMPLATE_ARCH = "{ARCH}"
+"""The manifest of recipes/recipe.yaml whose architecture is this is repeated per architecture."""
+
+
+def artifact_name(arch: str) -> str:
+    return f"gghealth-{arch}.zip"
 
 
 class _NoAliasDumper(yaml.SafeDumper):
@@ -61,48 +84,101 @@ def fill(node: Any, values: dict[str, str]) -> Any:
     return node
 
 
-def build_recipe(name: str, version: str, author: str, bucket: str) -> dict[str, Any]:
-    """The recipe template with its placeholders and artifact URI resolved."""
+def _base64_sha256(path: Path) -> str:
+    """The artifact ``Digest`` as the nucleus checks it: Base64 of the SHA-256 of the file."""
+    return base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode()
+
+
+def build_recipe(
+    *,
+    name: str,
+    version: str,
+    author: str,
+    bucket: str,
+    install_root: str,
+    pythons: list[str],
+    artifacts: dict[str, tuple[Path, str]],
+) -> dict[str, Any]:
+    """The recipe template filled in: one manifest per architecture in ``artifacts``
+    (arch -> (zip, requirements text)), then the template's fixed manifests."""
     template = yaml.safe_load((REPO / "recipes" / "recipe.yaml").read_text())
-    recipe = fill(
-        template, {"COMPONENT_NAME": name, "COMPONENT_VERSION": version, "COMPONENT_AUTHOR": author}
-    )
-    uri = f"s3://{bucket}/{name}/{version}/{ARTIFACT}"
-    for manifest in recipe["Manifests"]:
-        for artifact in manifest.get("Artifacts", []):
-            artifact["URI"] = uri
+    common = {
+        "COMPONENT_NAME": name,
+        "COMPONENT_VERSION": version,
+        "COMPONENT_AUTHOR": author,
+        "BUCKET": bucket,
+        "INSTALL_ROOT": install_root,
+        "PYTHON_CASES": "|".join(pythons),
+        "PYTHON_RANGE": f"{pythons[0]} to {pythons[-1]}" if len(pythons) > 1 else pythons[0],
+    }
+    manifests = []
+    for manifest in template["Manifests"]:
+        if manifest["Platform"]["architecture"] != TEMPLATE_ARCH:
+            manifests.append(fill(manifest, common))
+            continue
+        for arch, (zip_path, requirements) in artifacts.items():
+            values = {
+                **common,
+                "ARCH": arch,
+                "ARTIFACT": zip_path.name,
+                "ARTIFACT_DIR": zip_path.name.removesuffix(".zip"),
+                "ARTIFACT_DIGEST": _base64_sha256(zip_path),
+                "REQUIREMENTS": requirements,
+            }
+            manifests.append(fill(copy.deepcopy(manifest), values))
+    recipe = fill({k: v for k, v in template.items() if k != "Manifests"}, common)
+    recipe["Manifests"] = manifests
     return recipe  # type: ignore[no-any-return]
 
 
-def pip(*args: str) -> None:
-    """Run pip of this interpreter, quietly, failing loudly."""
+def build_wheel(dest: Path) -> Path:
+    """The agent's own wheel, built with the locked setuptools of this venv."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args], check=True
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--disable-pip-version-check",
+            "-q",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(dest),
+            str(REPO),
+        ],
+        check=True,
     )
+    (wheel,) = dest.glob("gg_health_agent-*.whl")
+    return wheel
 
 
-def download_locked_wheels(dest: Path, platform: str, python_version: str) -> None:
-    """Exactly the runtime wheels of requirements/runtime.lock, each checked against its hash.
-
-    The lock is complete (every transitive dependency, pinned), so ``--no-deps``; binary wheels
-    only, so an Install on the device never compiles.
-    """
-    target = (
-        []
-        if platform == "native"
-        else ["--platform", platform, "--python-version", python_version, "--implementation", "cp"]
-    )
-    pip(
-        "download",
-        "-d",
-        str(dest),
-        "--require-hashes",
-        "--no-deps",
-        "--only-binary=:all:",
-        *target,
-        "-r",
-        str(RUNTIME_LOCK),
-    )
+def build_artifact(
+    out_dir: Path, arch: str, pythons: list[str], agent_wheel: Path
+) -> tuple[Path, str]:
+    """The zip of one architecture and the requirements text its manifest carries."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = Path(tmp)
+        wheels = stage / "wheels"
+        for python in pythons:
+            download(wheels, Target(arch, python))
+        for python in pythons:
+            if missing := missing_wheels(Target(arch, python), wheels.glob("*.whl")):
+                raise SystemExit(f"no {arch} wheel for CPython {python} of: {', '.join(missing)}")
+        bundled = prune(sorted(wheels.glob("*.whl")), [Target(arch, p) for p in pythons])
+        own = (
+            f"gg-health-agent=={agent_wheel.name.split('-')[1]} --hash=sha256:{sha256(agent_wheel)}"
+        )
+        requirements = own + "\n" + requirements_text(bundled)
+        shutil.copy2(agent_wheel, stage / agent_wheel.name)
+        zip_path = out_dir / artifact_name(arch)
+        with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(stage.rglob("*")):
+                if f.is_file():
+                    # The nucleus unarchives gghealth-<arch>.zip into
+                    # {artifacts:decompressedPath}/gghealth-<arch>/: entries go at the top level.
+                    zf.write(f, f.relative_to(stage).as_posix())
+    return zip_path, requirements
 
 
 def build(
@@ -112,33 +188,31 @@ def build(
     version: str,
     author: str,
     bucket: str,
-    platform: str | None,
-    python_version: str,
+    arches: list[str],
+    pythons: list[str],
+    install_root: str = INSTALL_ROOT,
 ) -> Path:
-    """Write greengrass-build/ and return the artifact zip."""
+    """Write greengrass-build/ and return the recipe's path."""
     recipes_dir = out / "recipes"
     artifact_dir = out / "artifacts" / name / version
     shutil.rmtree(out, ignore_errors=True)
     recipes_dir.mkdir(parents=True)
     artifact_dir.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
-        stage = Path(tmp) / "gghealth"
-        # The build backend is the locked setuptools of this venv, not whatever PyPI serves.
-        pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(stage), str(REPO))
-        if platform:
-            download_locked_wheels(stage / "wheels", platform, python_version)
-        zip_path = artifact_dir / ARTIFACT
-        with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
-            for f in sorted(stage.rglob("*")):
-                if f.is_file():
-                    # The nucleus unarchives gghealth.zip into
-                    # {artifacts:decompressedPath}/gghealth/: entries go at the top level.
-                    zf.write(f, f.relative_to(stage).as_posix())
-    recipe = build_recipe(name, version, author, bucket)
-    (recipes_dir / f"{name}-{version}.yaml").write_text(
-        yaml.dump(recipe, Dumper=_NoAliasDumper, sort_keys=False, width=100)
+        agent_wheel = build_wheel(Path(tmp))
+        artifacts = {a: build_artifact(artifact_dir, a, pythons, agent_wheel) for a in arches}
+    recipe = build_recipe(
+        name=name,
+        version=version,
+        author=author,
+        bucket=bucket,
+        install_root=install_root,
+        pythons=pythons,
+        artifacts=artifacts,
     )
-    return zip_path
+    recipe_path = recipes_dir / f"{name}-{version}.yaml"
+    recipe_path.write_text(yaml.dump(recipe, Dumper=_NoAliasDumper, sort_keys=False, width=100))
+    return recipe_path
 
 
 def main() -> int:
@@ -149,26 +223,39 @@ def main() -> int:
     p.add_argument("--version", default=__version__)
     p.add_argument("--author", default="gg-health-agent maintainers")
     p.add_argument(
-        "--bucket", default="BUCKET_NAME", help="S3 bucket the artifact will be uploaded to"
+        "--bucket", default="BUCKET_NAME", help="S3 bucket the artifacts will be uploaded to"
     )
     p.add_argument(
-        "--platform",
-        help="bundle dependency wheels for this pip platform tag "
-        "(e.g. manylinux2014_aarch64 for a Raspberry Pi 4 on 64-bit OS) or 'native'",
+        "--arch",
+        action="append",
+        choices=sorted(MACHINES),
+        help="an architecture to build (repeatable; default: all)",
     )
-    p.add_argument("--python-version", default="3.11", help="target Python for --platform")
+    p.add_argument(
+        "--python",
+        action="append",
+        choices=PYTHONS,
+        help="a CPython version to bundle wheels for (repeatable; default: all)",
+    )
+    p.add_argument(
+        "--install-root",
+        default=INSTALL_ROOT,
+        help="where Install builds the environment on the device (tests only)",
+    )
     args = p.parse_args()
-    zip_path = build(
+    recipe = build(
         args.out,
         name=args.name,
         version=args.version,
         author=args.author,
         bucket=args.bucket,
-        platform=args.platform,
-        python_version=args.python_version,
+        arches=args.arch or sorted(MACHINES),
+        pythons=sorted(set(args.python or PYTHONS), key=PYTHONS.index),
+        install_root=args.install_root,
     )
-    print(f"recipe:   {args.out / 'recipes' / f'{args.name}-{args.version}.yaml'}")
-    print(f"artifact: {zip_path} ({zip_path.stat().st_size} bytes)")
+    print(f"recipe:    {recipe}")
+    for zip_path in sorted((args.out / "artifacts").rglob("*.zip")):
+        print(f"artifact:  {zip_path} ({zip_path.stat().st_size} bytes)")
     return 0
 
 

@@ -13,8 +13,8 @@ from importlib import metadata
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
+from scripts.locks import DEV_LOCK, RUNTIME_LOCK, pins_for, read_lock
 from tests.conftest import REPO
-from tests.lockfile import DEV_LOCK, RUNTIME_LOCK, pins_here, read_lock
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,7 +44,7 @@ def _installed() -> dict[NormalizedName, str]:
 
 def test_the_venv_is_exactly_the_dev_lock() -> None:
     """What pip freeze lists is what requirements/dev.lock names for this Python, and no more."""
-    locked = {name: pin.version for name, pin in pins_here(DEV_LOCK).items()}
+    locked = {name: pin.version for name, pin in pins_for(DEV_LOCK).items()}
     installed = _installed()
     assert {n: v for n, v in installed.items() if locked.get(n) != v} == {}, (
         "installed but not locked at that version; rebuild the venv: make clean install"
@@ -77,12 +77,12 @@ def test_the_runtime_lock_is_the_closure_of_the_runtime_dependencies() -> None:
             r = Requirement(dep)
             if r.marker is None or r.marker.evaluate({"extra": ""}):
                 todo.append(r)
-    assert set(pins_here(RUNTIME_LOCK)) == wanted
+    assert set(pins_for(RUNTIME_LOCK)) == wanted
 
 
 def test_pyproject_ranges_admit_the_locked_versions() -> None:
     """People who `pip install` the package get ranges; the ranges must allow what we tested."""
-    locked = pins_here(DEV_LOCK)
+    locked = pins_for(DEV_LOCK)
     for extra, reqs in _pyproject().items():
         if extra == "fuzz":  # not part of the suite; `make fuzz` installs it when it can
             continue

@@ -1,0 +1,530 @@
+#!/usr/bin/env python3
+"""Play the Greengrass nucleus for the packaged aarch64 component on an emulated device.
+
+``make package`` says what a device gets: a recipe with one manifest per platform, each naming
+its zip. This runner reads that recipe as a nucleus on a 64-bit Raspberry Pi OS Trixie would:
+it picks the manifest that matches linux/aarch64, checks and unarchives the artifact that
+manifest names, resolves the recipe variables and runs Install and then Run with ``sh -c`` as
+root, inside Debian's arm64 trixie userland (Python 3.13) under qemu
+(scripts/device_userland.py). Run talks to the nucleus stand-in (tests/nucleus/standin.py),
+which runs on the host and serves IPC on a Unix socket bound into the userland. Success is a
+health report published on ``dt/gghealth/<thing>/health`` and exit 0 on SIGTERM.
+
+What the native lifecycle test (tests/test_lifecycle.py) cannot show, this does: that the
+wheels bundled for aarch64 install offline on the device's Python and import there.
+
+Isolation: each run sees the cached userland through an overlay (the cache is never written),
+in a network namespace of its own with only loopback (no network during Install or Run). Both
+need root, as ``make device-test`` is run.
+
+    python scripts/device_test.py [--build greengrass-build] [--cache DIR] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from agent.demo import THING, build_demo_root  # noqa: E402
+from scripts.device_userland import (  # noqa: E402
+    CACHE_ENV,
+    DEFAULT_CACHE,
+    HOST_TOOLS,
+    UserlandError,
+    UserlandSpec,
+    cache_dir,
+    ensure,
+    guest_command,
+    guest_env,
+    require_host_tools,
+)
+from tests.nucleus.standin import NucleusStandIn, Publish  # noqa: E402
+
+RUN_HOST_TOOLS: dict[str, str] = {
+    **HOST_TOOLS,
+    "unshare": "util-linux",
+    "mount": "mount",
+    "ip": "iproute2",
+}
+"""Every host program this runner needs -> its Debian package."""
+HOST_PACKAGES: tuple[str, ...] = tuple(sorted(set(RUN_HOST_TOOLS.values())))
+"""What ``make device-test`` apt-installs (``--host-packages`` prints it)."""
+
+DEVICE_PLATFORM = {"os": "linux", "architecture": "aarch64"}
+"""The platform attributes the nucleus reports on a 64-bit Raspberry Pi OS."""
+GGC_VERSION = "2.14.3"
+REGION = "eu-west-1"
+DEFAULT_INSTALL_TIMEOUT = 120
+"""The nucleus's Install timeout when a recipe gives none (seconds)."""
+REPORT_TIMEOUT = 600.0
+"""How long Run may take to publish its first report under emulation (seconds)."""
+STOP_GRACE = 60.0
+"""How long Run may take to exit after SIGTERM. The nucleus kills after 5 s on a device;
+emulation is several times slower than a Raspberry Pi, so the grace here is wider and the
+measured time is printed for comparison."""
+VARIABLE = re.compile(r"(?<!\$)\{[A-Za-z][\w.-]*:[^{}\s]*\}")
+"""A recipe variable such as ``{work:path}``; ``${var:-x}`` is shell, not a recipe variable."""
+
+
+class DeviceTestError(Exception):
+    """An expected failure; its message is the one paragraph printed, without a traceback."""
+
+
+@dataclass(frozen=True)
+class Component:
+    """The component as the recipe and the selected manifest describe it."""
+
+    name: str
+    version: str
+    recipe: dict[str, Any]
+    manifest: dict[str, Any]
+    artifact_dir: Path
+    """greengrass-build/artifacts/<name>/<version>: where ``make package`` put the artifacts."""
+
+
+def progress(started: float, message: str) -> None:
+    """One progress line, with the seconds since the run started."""
+    print(f"[{time.monotonic() - started:7.1f}s] {message}", flush=True)
+
+
+# -- the recipe -----------------------------------------------------------------------------
+
+
+def load_component(build: Path) -> Component:
+    """The one recipe under ``build/recipes`` and its manifest for :data:`DEVICE_PLATFORM`."""
+    recipes = sorted((build / "recipes").glob("*.yaml"))
+    if len(recipes) != 1:
+        found = ", ".join(p.name for p in recipes) or "none"
+        raise DeviceTestError(
+            f"expected one recipe in {build / 'recipes'} (found: {found}); run `make package`"
+        )
+    recipe = yaml.safe_load(recipes[0].read_text())
+    name, version = recipe["ComponentName"], recipe["ComponentVersion"]
+    manifest = select_manifest(recipe.get("Manifests") or [], DEVICE_PLATFORM)
+    if manifest is None:
+        raise DeviceTestError(
+            f"{recipes[0].name} has no manifest for {DEVICE_PLATFORM}: a nucleus on a 64-bit "
+            "Raspberry Pi would refuse the deployment"
+        )
+    return Component(name, version, recipe, manifest, build / "artifacts" / name / version)
+
+
+def select_manifest(
+    manifests: Sequence[dict[str, Any]], platform: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The first manifest whose every ``Platform`` attribute matches, as the nucleus picks it:
+    equal, ``*``, or a ``/regex/``; an attribute the manifest leaves out matches anything."""
+    for manifest in manifests:
+        wanted = manifest.get("Platform") or {}
+        if all(_attribute_matches(str(v), platform.get(k, "")) for k, v in wanted.items()):
+            return manifest
+    return None
+
+
+def _attribute_matches(wanted: str, actual: str) -> bool:
+    if wanted == "*":
+        return True
+    if len(wanted) > 1 and wanted.startswith("/") and wanted.endswith("/"):
+        return re.fullmatch(wanted[1:-1], actual) is not None
+    return wanted == actual
+
+
+def resolve(script: str, variables: Mapping[str, str]) -> str:
+    """``script`` with the recipe variables substituted; fails on any one left over, which the
+    nucleus would have known and this stand-in does not."""
+    for key, value in variables.items():
+        script = script.replace("{" + key + "}", value)
+    if leftover := sorted(set(VARIABLE.findall(script))):
+        raise DeviceTestError(f"recipe variables this runner cannot resolve: {', '.join(leftover)}")
+    return script
+
+
+def lifecycle_step(component: Component, step: str) -> tuple[str, dict[str, str], float | None]:
+    """Script, Setenv (the Lifecycle's own, then the step's) and Timeout of ``step``."""
+    lifecycle = component.manifest.get("Lifecycle") or {}
+    definition = lifecycle.get(step)
+    if definition is None:
+        raise DeviceTestError(f"the {DEVICE_PLATFORM['architecture']} manifest has no {step}")
+    if isinstance(definition, str):
+        definition = {"Script": definition}
+    env = {**(lifecycle.get("Setenv") or {}), **(definition.get("Setenv") or {})}
+    timeout = definition.get("Timeout")
+    return definition["Script"], {k: str(v) for k, v in env.items()}, timeout
+
+
+# -- artifacts ------------------------------------------------------------------------------
+
+
+def lay_out_artifacts(component: Component, root: Path) -> dict[str, str]:
+    """Put the manifest's artifacts where the nucleus keeps them under the Greengrass ``root``
+    (downloaded, Digest-checked, unarchived, permissions applied) and return the recipe
+    variables that point there."""
+    artifacts = root / "packages" / "artifacts" / component.name / component.version
+    decompressed = root / "packages" / "artifacts-unarchived" / component.name / component.version
+    artifacts.mkdir(parents=True)
+    decompressed.mkdir(parents=True)
+    for artifact in component.manifest.get("Artifacts") or []:
+        file_name = artifact["URI"].rsplit("/", 1)[-1]
+        source = component.artifact_dir / file_name
+        if not source.is_file():
+            raise DeviceTestError(f"the manifest names {artifact['URI']}, but {source} is missing")
+        _check_digest(source, artifact)
+        shutil.copyfile(source, artifacts / file_name)
+        if str(artifact.get("Unarchive", "NONE")).upper() == "ZIP":
+            # The nucleus unarchives a.zip into {artifacts:decompressedPath}/a/.
+            target = decompressed / file_name.removesuffix(".zip")
+            with zipfile.ZipFile(source) as archive:
+                archive.extractall(target)
+            _apply_permission(target, artifact.get("Permission") or {})
+        _apply_permission(artifacts / file_name, artifact.get("Permission") or {})
+    work = root / "work" / component.name
+    work.mkdir(parents=True)
+    return {
+        "artifacts:path": str(artifacts),
+        "artifacts:decompressedPath": str(decompressed),
+        "work:path": str(work),
+        "kernel:rootPath": str(root),
+        "iot:thingName": THING,
+    }
+
+
+def _check_digest(path: Path, artifact: Mapping[str, Any]) -> None:
+    """The nucleus refuses an artifact whose SHA-256 differs from the recipe's ``Digest``."""
+    if "Digest" not in artifact:
+        return
+    if str(artifact.get("Algorithm", "SHA-256")).upper() != "SHA-256":
+        raise DeviceTestError(f"{path.name}: unsupported Algorithm {artifact['Algorithm']}")
+    digest = base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode()
+    if digest != artifact["Digest"]:
+        raise DeviceTestError(
+            f"{path.name}: SHA-256 {digest} is not the recipe's Digest {artifact['Digest']}; "
+            "the nucleus would refuse it (run `make package` again)"
+        )
+
+
+def _apply_permission(path: Path, permission: Mapping[str, str]) -> None:
+    """The recipe's ``Permission`` (Read default OWNER, Execute default NONE) as file modes."""
+    read = {"NONE": 0, "OWNER": 0o400, "ALL": 0o444}[str(permission.get("Read", "OWNER"))]
+    execute = {"NONE": 0, "OWNER": 0o100, "ALL": 0o111}[str(permission.get("Execute", "NONE"))]
+    paths = [path, *path.rglob("*")] if path.is_dir() else [path]
+    for item in paths:
+        if item.is_dir():
+            item.chmod(0o700 | (0o055 if read & 0o004 else 0))
+        else:
+            item.chmod(read | execute)
+
+
+# -- the emulated device --------------------------------------------------------------------
+
+_ENTER = """set -e
+mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4"
+ip link set lo up
+shift 4
+exec "$@"
+"""
+"""Run inside ``unshare --mount --net``: the overlay and loopback live as long as the step."""
+
+
+@dataclass(frozen=True)
+class Device:
+    """The cached userland seen through a per-run overlay, plus the host directory ``shared``
+    (Greengrass root, IPC socket) bound in at the same path."""
+
+    lower: Path
+    scratch: Path
+    shared: Path
+
+    def command(self, argv: Sequence[str], cwd: str) -> list[str]:
+        """The host command running ``argv`` as root on the device, without network."""
+        upper, work, merged = (self.scratch / d for d in ("upper", "work", "merged"))
+        for directory in (upper, work, merged):
+            directory.mkdir(parents=True, exist_ok=True)
+        inner = guest_command(merged, argv, binds=[self.shared], cwd=cwd)
+        layers = [str(self.lower), str(upper), str(work), str(merged)]
+        if any("," in p or ":" in p for p in layers):
+            raise DeviceTestError(f"overlay layer paths may contain no ',' or ':': {layers}")
+        return ["unshare", "--mount", "--net", "sh", "-c", _ENTER, "enter", *layers, *inner]
+
+
+def _start(command: Sequence[str], env: Mapping[str, str], log: IO[str]) -> subprocess.Popen[bytes]:
+    # A session of its own: a timeout ends proot and everything under it at once.
+    return subprocess.Popen(
+        command, env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (the guest programs under proot), found through /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def _tail(path: Path, limit: int = 3000) -> str:
+    text = path.read_text(errors="replace").strip()
+    return text[-limit:] if text else "(no output)"
+
+
+# -- the nucleus's part ---------------------------------------------------------------------
+
+
+def component_env(nucleus: NucleusStandIn, root: Path) -> dict[str, str]:
+    """What the nucleus puts in every lifecycle step's environment; AWS calls are kept on a
+    closed loopback port with static keys (the test has no network anyway)."""
+    return guest_env(
+        {
+            "AWS_IOT_THING_NAME": THING,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "GGC_VERSION": GGC_VERSION,
+            "GG_ROOT_CA_PATH": str(root / "rootCA.pem"),
+            "AWS_ACCESS_KEY_ID": "AKIDDEVICETEST",
+            "AWS_SECRET_ACCESS_KEY": "device-test-secret",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+            **nucleus.env(),
+        }
+    )
+
+
+def run_install(
+    device: Device, component: Component, variables: Mapping[str, str], env: Mapping[str, str]
+) -> float:
+    """Run Install to completion within its Timeout; return its duration."""
+    script, setenv, timeout = lifecycle_step(component, "Install")
+    timeout = float(timeout or DEFAULT_INSTALL_TIMEOUT)
+    log_path = device.scratch / "install.log"
+    command = device.command(["sh", "-c", resolve(script, variables)], variables["work:path"])
+    started = time.monotonic()
+    with open(log_path, "w") as log:
+        process = _start(command, {**env, **setenv}, log)
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill(process)
+            raise DeviceTestError(
+                f"Install did not finish within its Timeout of {timeout:.0f}s under emulation; "
+                f"the nucleus would have failed the deployment. Output: {_tail(log_path)}"
+            ) from None
+    if code != 0:
+        raise DeviceTestError(f"Install exited {code}: {_tail(log_path)}")
+    return time.monotonic() - started
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What Run did: when it reported, what, and how it stopped."""
+
+    seconds_to_report: float
+    report: dict[str, Any]
+    states: list[str]
+    seconds_to_stop: float
+    exit_code: int
+
+
+def run_component(
+    device: Device,
+    component: Component,
+    variables: Mapping[str, str],
+    env: Mapping[str, str],
+    nucleus: NucleusStandIn,
+) -> RunOutcome:
+    """Start Run, wait for its first health report, stop it with SIGTERM as the nucleus does."""
+    script, setenv, _ = lifecycle_step(component, "Run")
+    log_path = device.scratch / "run.log"
+    command = device.command(["sh", "-c", resolve(script, variables)], variables["work:path"])
+    topic = f"dt/gghealth/{THING}/health"
+    started = time.monotonic()
+    with open(log_path, "w") as log:
+        process = _start(command, {**env, **setenv}, log)
+
+        def first_report() -> Publish | None:
+            return next((p for p in nucleus.publishes if p.topic == topic), None)
+
+        try:
+            # Woken by every publish; a Run that dies early is noticed at the next one or at
+            # the timeout, and its exit is reported instead of a missing report.
+            nucleus.wait_for(
+                lambda: first_report() is not None or process.poll() is not None, REPORT_TIMEOUT
+            )
+            publish = first_report()
+            if publish is None:
+                code = process.poll()
+                why = f"published nothing on {topic} within {REPORT_TIMEOUT:.0f}s"
+                raise DeviceTestError(
+                    f"Run {why if code is None else f'exited {code}'}: {_tail(log_path)}"
+                )
+            to_report = time.monotonic() - started
+            stopping = time.monotonic()
+            # proot runs the guest; the nucleus signals the component's processes themselves.
+            for pid in _descendants(process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            try:
+                code = process.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                raise DeviceTestError(
+                    f"Run did not exit within {STOP_GRACE:.0f}s of SIGTERM: {_tail(log_path)}"
+                ) from None
+        finally:
+            if process.poll() is None:
+                _kill(process)
+    outcome = RunOutcome(
+        seconds_to_report=to_report,
+        report=json.loads(publish.payload),
+        states=nucleus.states,
+        seconds_to_stop=time.monotonic() - stopping,
+        exit_code=code,
+    )
+    if code != 0:
+        raise DeviceTestError(f"Run exited {code} after SIGTERM (expected 0): {_tail(log_path)}")
+    return outcome
+
+
+def served_configuration(component: Component) -> dict[str, Any]:
+    """The recipe's DefaultConfiguration, merged with one hour between reports as a deployment
+    would: the test waits for the first report only."""
+    default = (component.recipe.get("ComponentConfiguration") or {}).get("DefaultConfiguration")
+    return {**(default or {}), "intervalSeconds": 3600}
+
+
+def check_report(report: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the first report (empty: nothing)."""
+    problems = []
+    if report.get("thing_name") != THING:
+        problems.append(f"thing_name is {report.get('thing_name')!r}, not {THING!r}")
+    if report.get("sequence") != 1:
+        problems.append(f"sequence is {report.get('sequence')!r}, not 1")
+    ids = {c.get("id") for c in report.get("checks", [])}
+    if missing := {"certificate.validity", "certificate.key_match"} - ids:
+        problems.append(f"checks missing: {sorted(missing)}")
+    return problems
+
+
+# -- the command line -----------------------------------------------------------------------
+
+
+def device_test(build: Path, cache: Path | None, keep: bool) -> int:
+    """The whole run; raises DeviceTestError for expected failures."""
+    started = time.monotonic()
+    if os.geteuid() != 0:
+        raise DeviceTestError("run as root: the test mounts an overlay in a network namespace")
+    require_host_tools(RUN_HOST_TOOLS)
+    component = load_component(build)
+    arch = DEVICE_PLATFORM["architecture"]
+    manifest = component.manifest.get("Name", "(unnamed)")
+    progress(started, f"{component.name} {component.version}: manifest {manifest} for {arch}")
+    userland = ensure(UserlandSpec(), cache_dir(cache))
+    how = "reused" if userland.reused else f"built in {userland.build_seconds:.0f}s"
+    progress(started, f"userland {userland.root} ({how}): Python {userland.python_version}")
+    # Short: the socket path must fit in 107 bytes, and it is bound into the guest unchanged.
+    scratch = Path(tempfile.mkdtemp(prefix="ggdt-", dir="/tmp"))
+    try:
+        shared = scratch / "shared"
+        root = build_demo_root(shared / "greengrass" / "v2")
+        variables = lay_out_artifacts(component, root)
+        progress(started, f"artifacts unarchived under {variables['artifacts:decompressedPath']}")
+        device = Device(lower=userland.root, scratch=scratch / "device", shared=shared)
+        nucleus = NucleusStandIn(
+            shared / "ipc.sock",
+            svcuid=secrets.token_urlsafe(24),
+            configuration={component.name: served_configuration(component)},
+            component_name=component.name,
+        )
+        with nucleus:
+            env = component_env(nucleus, root)
+            progress(started, "Install (offline, as root, under emulation)")
+            seconds = run_install(device, component, variables, env)
+            progress(started, f"Install done in {seconds:.0f}s")
+            progress(started, "Run, waiting for the first health report")
+            outcome = run_component(device, component, variables, env, nucleus)
+        progress(
+            started,
+            f"first report {outcome.seconds_to_report:.0f}s after Run started; states "
+            f"{outcome.states}; exit 0 {outcome.seconds_to_stop:.1f}s after SIGTERM",
+        )
+        for check in outcome.report.get("checks", []):
+            progress(started, f"  {check.get('status', '?'):8} {check.get('id')}")
+        if problems := check_report(outcome.report):
+            raise DeviceTestError("the first report is wrong: " + "; ".join(problems))
+        if errors := nucleus.server_errors:
+            raise DeviceTestError(f"the nucleus stand-in failed: {errors}")
+        progress(started, "device test passed")
+        return 0
+    finally:
+        if keep:
+            print(f"kept {scratch} (device overlay, Greengrass root, install.log, run.log)")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line; print one paragraph and exit 1 on an expected failure."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--build",
+        type=Path,
+        default=Path("greengrass-build"),
+        help="what `make package` wrote (default: greengrass-build)",
+    )
+    parser.add_argument(
+        "--cache", type=Path, help=f"userland cache (default: ${CACHE_ENV} or {DEFAULT_CACHE})"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the run's scratch directory")
+    parser.add_argument(
+        "--host-packages",
+        action="store_true",
+        help="print the Debian packages the host needs, and exit",
+    )
+    args = parser.parse_args(argv)
+    if args.host_packages:
+        print(" ".join(HOST_PACKAGES))
+        return 0
+    try:
+        return device_test(args.build, args.cache, args.keep)
+    except (DeviceTestError, UserlandError) as exc:
+        print(f"device test failed: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
