@@ -6,6 +6,10 @@ STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip -q --disable-pip-version-check
 DEV_LOCK     := requirements/dev.lock
 RUNTIME_LOCK := requirements/runtime.lock
+BUILD_LOCK   := requirements/build.lock
+# The lean venv of `make package` and `make deploy-local`: runtime + build tools, no test stack.
+BUILD_VENV   := .venv-build
+BUILD_STAMP  := $(BUILD_VENV)/.installed
 APT_PACKAGES := openssl mosquitto mosquitto-clients softhsm2 jq faketime
 
 .PHONY: install lock demo test lint bench package deploy-local fuzz clean
@@ -36,9 +40,10 @@ $(STAMP): pyproject.toml $(DEV_LOCK)
 LOCK_FLAGS := --universal --python-version 3.10 --generate-hashes --custom-compile-command 'make lock' -q \
   $(if $(filter all,$(UPGRADE)),--upgrade,$(if $(UPGRADE),--upgrade-package $(UPGRADE),))
 lock: install
-	$(BIN)/uv pip compile $(LOCK_FLAGS) pyproject.toml requirements/tools.in \
+	$(BIN)/uv pip compile $(LOCK_FLAGS) pyproject.toml requirements/tools.in requirements/build.in \
 	  --extra test --extra pkcs11 -c requirements/constraints.txt -o $(DEV_LOCK)
 	$(BIN)/uv pip compile $(LOCK_FLAGS) pyproject.toml -c $(DEV_LOCK) -o $(RUNTIME_LOCK)
+	$(BIN)/uv pip compile $(LOCK_FLAGS) pyproject.toml requirements/build.in -c $(DEV_LOCK) -o $(BUILD_LOCK)
 
 demo: install
 	$(BIN)/gg-health-agent demo $(if $(DIR),--dir $(DIR),)
@@ -52,18 +57,32 @@ lint: install
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) build dist greengrass-build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BUILD_VENV) build dist greengrass-build *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
-# make package [BUCKET=my-bucket] [PLATFORM=manylinux2014_aarch64|native] [VERSION=x.y.z]
-package: install
-	$(BIN)/python scripts/package.py --bucket $(or $(BUCKET),BUCKET_NAME) \
-	  $(if $(PLATFORM),--platform $(PLATFORM),) $(if $(VERSION),--version $(VERSION),)
+$(BUILD_STAMP): pyproject.toml $(BUILD_LOCK)
+	rm -rf $(BUILD_VENV)
+	$(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/python -m pip -q --disable-pip-version-check install --require-hashes --no-deps -r $(BUILD_LOCK)
+	touch $(BUILD_STAMP)
 
-# Local deployment on a core device with the Greengrass CLI (documented; not run in tests).
-deploy-local: package
-	sudo /greengrass/v2/bin/greengrass-cli deployment create \
+# make package [BUCKET=my-bucket] [ARCH=amd64|aarch64] [PYTHON_VERSIONS="3.11 3.13"] [VERSION=x.y.z]
+# Default: every architecture and every supported CPython (scripts/package.py --help).
+package: $(BUILD_STAMP)
+	$(BUILD_VENV)/bin/python scripts/package.py --bucket $(or $(BUCKET),BUCKET_NAME) \
+	  $(foreach a,$(ARCH),--arch $(a)) $(foreach p,$(PYTHON_VERSIONS),--python $(p)) \
+	  $(if $(VERSION),--version $(VERSION),)
+
+# On a core device, from a clone of this repository: needs python3 with venv and pip, the
+# network to PyPI, and the Greengrass CLI (aws.greengrass.Cli) deployed - not the test stack.
+# Builds the component for this device's architecture and Python, then deploys it locally.
+GG_ROOT ?= /greengrass/v2
+SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
+deploy-local: $(BUILD_STAMP)
+	$(BUILD_VENV)/bin/python scripts/package.py --bucket BUCKET_NAME \
+	  --arch $$(uname -m | sed 's/x86_64/amd64/') --python $$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+	$(SUDO) $(GG_ROOT)/bin/greengrass-cli deployment create \
 	  --recipeDir greengrass-build/recipes --artifactDir greengrass-build/artifacts \
-	  --merge "gghealth.HealthAgent=$$($(BIN)/python -c 'import agent; print(agent.__version__)')"
+	  --merge "gghealth.HealthAgent=$$(sed -n 's/^__version__ = "\(.*\)"/\1/p' agent/__init__.py)"
 
 # make bench [BENCH_ARGS="--quick"]: the Markdown table of docs/benchmarks.md
 bench: install

@@ -19,6 +19,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 REPO = Path(__file__).resolve().parent.parent
 DEV_LOCK = REPO / "requirements" / "dev.lock"
 RUNTIME_LOCK = REPO / "requirements" / "runtime.lock"
+BUILD_LOCK = REPO / "requirements" / "build.lock"
 
 # "name==version ; marker \" (the marker only where the pin differs between Pythons/platforms)
 _PIN = re.compile(

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sys
 from importlib import metadata
+from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from scripts.locks import DEV_LOCK, RUNTIME_LOCK, pins_for, read_lock
+from scripts.locks import BUILD_LOCK, DEV_LOCK, RUNTIME_LOCK, pins_for, read_lock
 from tests.conftest import REPO
 
 if sys.version_info >= (3, 11):
@@ -52,11 +54,13 @@ def test_the_venv_is_exactly_the_dev_lock() -> None:
     assert set(locked) - set(installed) == set(), "locked but not installed"
 
 
-def test_every_pin_carries_hashes_and_the_runtime_lock_agrees_with_the_dev_lock() -> None:
+@pytest.mark.parametrize("lock", [RUNTIME_LOCK, BUILD_LOCK], ids=lambda p: p.name)
+def test_every_pin_carries_hashes_and_agrees_with_the_dev_lock(lock: Path) -> None:
+    """The runtime lock (what ships) and the build lock (what builds it) pin what the suite ran."""
     dev = {(p.name, p.marker and str(p.marker)): p for p in read_lock(DEV_LOCK)}
-    runtime = read_lock(RUNTIME_LOCK)
-    assert all(p.hashes for p in [*dev.values(), *runtime])
-    for pin in runtime:
+    pins = read_lock(lock)
+    assert all(p.hashes for p in [*dev.values(), *pins])
+    for pin in pins:
         assert pin.name in {name for name, _ in dev}, pin.name
         same = [p for (name, _), p in dev.items() if name == pin.name and p.marker == pin.marker]
         assert [p.version for p in same] == [pin.version], pin.name
