@@ -93,3 +93,11 @@ def test_pyproject_ranges_admit_the_locked_versions() -> None:
         for req in reqs:
             pin = locked[canonicalize_name(req.name)]
             assert req.specifier.contains(pin.version, prereleases=True), (extra, str(req))
+
+
+def test_the_build_lock_is_the_runtime_plus_the_build_tools_only() -> None:
+    """`make package` / `make deploy-local` on a device install no test stack."""
+    build = {p.name for p in read_lock(BUILD_LOCK)}
+    runtime = {p.name for p in read_lock(RUNTIME_LOCK)}
+    assert build - runtime == {"setuptools", "packaging"}
+    assert runtime <= build
