@@ -8,7 +8,12 @@
 
 Each manifest names its own zip (with its ``Digest``) and carries the SHA-256 of every wheel in
 it, so the privileged Install on the device installs exactly these files (``--require-hashes``)
-and never compiles. ``gdk component build`` runs this through gdk-config.json.
+and never compiles.
+
+``gdk component build`` runs this through gdk-config.json (``make gdk-build``, with
+``--gdk-config``): the component name, version and author come from that file, and the recipe is
+written as ``greengrass-build/recipes/recipe.yaml``, the name GDK gives the built recipe and the
+file ``gdk component publish`` reads.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ import argparse
 import base64
 import copy
 import hashlib
+import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -38,17 +43,39 @@ from scripts.wheelhouse import (  # noqa: E402
     Target,
     download,
     missing_wheels,
+    pip,
     prune,
     requirements_text,
     sha256,
 )
 
+DEFAULT_AUTHOR = "gg-health-agent maintainers"
 INSTALL_ROOT = "/opt/gghealth"
 """Where Install builds the environment Run executes: root-owned, outside the nucleus's work
 and artifact directories (which belong to the component's run-as user); one directory per
 component version."""
+GDK_RECIPE = "recipe.yaml"
+"""The built recipe's name under GDK: that of the project's recipe file (GDK finds ``recipe.yaml``
+in the project root, here a link to recipes/recipe.yaml). ``gdk component publish`` reads
+``greengrass-build/recipes/recipe.yaml`` and writes what it publishes beside it as
+``<name>-<version>.yaml``."""
 TEMPLATE_ARCH = "{ARCH}"
 """The manifest of recipes/recipe.yaml whose architecture is this is repeated per architecture."""
+
+
+def gdk_component(config_path: Path) -> tuple[str, str, str]:
+    """Name, version and author of the component of a gdk-config.json (GDK takes its first)."""
+    config = json.loads(config_path.read_text())
+    name, component = next(iter(config["component"].items()))
+    version = component.get("version", "")
+    if version == "NEXT_PATCH" or not version:
+        raise SystemExit(
+            f"{config_path}: give the component an explicit version, not {version or 'none'!r}: "
+            "the version is built into the recipe's Install and Run steps (the environment "
+            f"under {INSTALL_ROOT}/<version>) and the artifact path, so it must be known at build "
+            "time; gdk component publish publishes exactly this version"
+        )
+    return name, version, component.get("author") or DEFAULT_AUTHOR
 
 
 def artifact_name(arch: str) -> str:
@@ -133,22 +160,7 @@ def build_recipe(
 
 def build_wheel(dest: Path) -> Path:
     """The agent's own wheel, built with the locked setuptools of this venv."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--disable-pip-version-check",
-            "-q",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(dest),
-            str(REPO),
-        ],
-        check=True,
-    )
+    pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(dest), str(REPO))
     (wheel,) = dest.glob("gg_health_agent-*.whl")
     return wheel
 
@@ -191,8 +203,10 @@ def build(
     arches: list[str],
     pythons: list[str],
     install_root: str = INSTALL_ROOT,
+    recipe_name: str | None = None,
 ) -> Path:
-    """Write greengrass-build/ and return the recipe's path."""
+    """Write greengrass-build/ and return the recipe's path (``recipe_name``, by default
+    ``<name>-<version>.yaml``)."""
     recipes_dir = out / "recipes"
     artifact_dir = out / "artifacts" / name / version
     shutil.rmtree(out, ignore_errors=True)
@@ -210,7 +224,7 @@ def build(
         pythons=pythons,
         artifacts=artifacts,
     )
-    recipe_path = recipes_dir / f"{name}-{version}.yaml"
+    recipe_path = recipes_dir / (recipe_name or f"{name}-{version}.yaml")
     recipe_path.write_text(yaml.dump(recipe, Dumper=_NoAliasDumper, sort_keys=False, width=100))
     return recipe_path
 
@@ -219,9 +233,15 @@ def main() -> int:
     """Command line of ``make package``."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", type=Path, default=REPO / "greengrass-build")
-    p.add_argument("--name", default=DEFAULT_COMPONENT_NAME)
-    p.add_argument("--version", default=__version__)
-    p.add_argument("--author", default="gg-health-agent maintainers")
+    p.add_argument("--name", help=f"component name (default: {DEFAULT_COMPONENT_NAME})")
+    p.add_argument("--version", help=f"component version (default: {__version__})")
+    p.add_argument("--author", help=f"component publisher (default: {DEFAULT_AUTHOR})")
+    p.add_argument(
+        "--gdk-config",
+        type=Path,
+        help="build for `gdk component build`: name, version and author from this\n"
+        f"gdk-config.json, the recipe written as <out>/recipes/{GDK_RECIPE}",
+    )
     p.add_argument(
         "--bucket", default="BUCKET_NAME", help="S3 bucket the artifacts will be uploaded to"
     )
@@ -243,15 +263,22 @@ def main() -> int:
         help="where Install builds the environment on the device (tests only)",
     )
     args = p.parse_args()
+    recipe_name = None
+    if args.gdk_config:
+        if args.name or args.version or args.author:
+            p.error("--gdk-config sets the name, version and author: give none of them")
+        args.name, args.version, args.author = gdk_component(args.gdk_config)
+        recipe_name = GDK_RECIPE
     recipe = build(
         args.out,
-        name=args.name,
-        version=args.version,
-        author=args.author,
+        name=args.name or DEFAULT_COMPONENT_NAME,
+        version=args.version or __version__,
+        author=args.author or DEFAULT_AUTHOR,
         bucket=args.bucket,
         arches=args.arch or sorted(MACHINES),
         pythons=sorted(set(args.python or PYTHONS), key=PYTHONS.index),
         install_root=args.install_root,
+        recipe_name=recipe_name,
     )
     print(f"recipe:    {recipe}")
     for zip_path in sorted((args.out / "artifacts").rglob("*.zip")):

@@ -86,29 +86,28 @@ def download(dest: Path, target: Target, lock: Path = RUNTIME_LOCK) -> None:
         # Without their markers: pip would evaluate them for the interpreter running pip.
         req.write("".join(_requirement_line(p, p.hashes, marker=False) + "\n" for p in pins))
         req.flush()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "--disable-pip-version-check",
-                "-q",
-                "download",
-                "-d",
-                str(dest),
-                "--require-hashes",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--implementation",
-                "cp",
-                "--python-version",
-                target.python,
-                *(arg for platform in target.platforms for arg in ("--platform", platform)),
-                "-r",
-                req.name,
-            ],
-            check=True,
+        pip(
+            "download",
+            "-d",
+            str(dest),
+            "--require-hashes",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            "--python-version",
+            target.python,
+            *(arg for platform in target.platforms for arg in ("--platform", platform)),
+            "-r",
+            req.name,
         )
+
+
+def pip(*args: str) -> None:
+    """pip of this interpreter, quiet, failing loudly."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args], check=True
+    )
 
 
 def sha256(path: Path) -> str:
