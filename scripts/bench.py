@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 AGENT = [sys.executable, "-m", "agent"]
+# As the recipe's Run step starts it (recipes/recipe.yaml): isolated, no bytecode writes, INFO
+# lines (to stdout under the nucleus).
+AGENT_AS_COMPONENT = [sys.executable, "-I", "-B", "-m", "agent", "--log-level", "INFO"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DD_VENV = REPO / ".bench-venv"
 
@@ -312,6 +315,7 @@ def steady_state(
     first_timeout: float = 60,
     count: Callable[[], int] | None = None,
     cwd: Path | None = None,
+    read_stdout: bool = True,
 ) -> Steady:
     """First report, CPU per cycle after two warm-up cycles and RSS of a reporting process.
 
@@ -320,7 +324,13 @@ def steady_state(
     """
     start = time.perf_counter()
     proc = subprocess.Popen(
-        cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        cmd,
+        env=env,
+        cwd=cwd,
+        # A pipe nobody reads would block the agent once full (the nucleus always reads).
+        stdout=subprocess.PIPE if read_stdout else subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         seen = 0
@@ -381,12 +391,13 @@ def bench_run(
     )
     with nucleus:
         run = steady_state(
-            [*AGENT, "run", "--greengrass-root", str(root)],
+            [*AGENT_AS_COMPONENT, "run", "--greengrass-root", str(root)],
             {**env, **nucleus.env()},
             cycles,
             published_to(nucleus),
             count=count,
             cwd=work,
+            read_stdout=False,
         )
 
     def printing(*extra: str) -> list[str]:
