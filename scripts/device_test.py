@@ -51,26 +51,17 @@ from agent.demo import THING, build_demo_root  # noqa: E402
 from scripts.device_userland import (  # noqa: E402
     CACHE_ENV,
     DEFAULT_CACHE,
-    HOST_TOOLS,
+    HOST_PACKAGES,
     UserlandError,
     UserlandSpec,
     cache_dir,
     ensure,
-    guest_command,
+    enter_command,
     guest_env,
+    probe,
     require_host_tools,
 )
 from tests.nucleus.standin import NucleusStandIn, Publish  # noqa: E402
-
-RUN_HOST_TOOLS: dict[str, str] = {
-    **HOST_TOOLS,
-    "unshare": "util-linux",
-    "mount": "mount",
-    "ip": "iproute2",
-}
-"""Every host program this runner needs -> its Debian package."""
-HOST_PACKAGES: tuple[str, ...] = tuple(sorted(set(RUN_HOST_TOOLS.values())))
-"""What ``make device-test`` apt-installs (``--host-packages`` prints it)."""
 
 DEVICE_PLATFORM = {"os": "linux", "architecture": "aarch64"}
 """The platform attributes the nucleus reports on a 64-bit Raspberry Pi OS."""
@@ -80,10 +71,11 @@ DEFAULT_INSTALL_TIMEOUT = 120
 """The nucleus's Install timeout when a recipe gives none (seconds)."""
 REPORT_TIMEOUT = 600.0
 """How long Run may take to publish its first report under emulation (seconds)."""
+NUCLEUS_STOP_GRACE = 5.0
+"""The nucleus kills a component 5 s after SIGTERM (agent/service.py)."""
 STOP_GRACE = 60.0
-"""How long Run may take to exit after SIGTERM. The nucleus kills after 5 s on a device;
-emulation is several times slower than a Raspberry Pi, so the grace here is wider and the
-measured time is printed for comparison."""
+"""How long Run may take to exit after SIGTERM here: emulation is several times slower than a
+device, so past :data:`NUCLEUS_STOP_GRACE` is a warning, past this a failure."""
 VARIABLE = re.compile(r"(?<!\$)\{[A-Za-z][\w.-]*:[^{}\s]*\}")
 """A recipe variable such as ``{work:path}``; ``${var:-x}`` is shell, not a recipe variable."""
 
@@ -238,38 +230,24 @@ def _apply_permission(path: Path, permission: Mapping[str, str]) -> None:
 
 # -- the emulated device --------------------------------------------------------------------
 
-_ENTER = """set -e
-mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4"
-ip link set lo up
-shift 4
-exec "$@"
-"""
-"""Run inside ``unshare --mount --net``: the overlay and loopback live as long as the step."""
-
 
 @dataclass(frozen=True)
 class Device:
-    """The cached userland seen through a per-run overlay, plus the host directory ``shared``
-    (Greengrass root, IPC socket) bound in at the same path."""
+    """The cached userland seen through an overlay in ``scratch`` (the cache is never
+    written), with the host directory ``shared`` (Greengrass root, IPC socket) bound in at
+    the same path; no network but loopback (:func:`enter_command`)."""
 
     lower: Path
     scratch: Path
     shared: Path
 
     def command(self, argv: Sequence[str], cwd: str) -> list[str]:
-        """The host command running ``argv`` as root on the device, without network."""
-        upper, work, merged = (self.scratch / d for d in ("upper", "work", "merged"))
-        for directory in (upper, work, merged):
-            directory.mkdir(parents=True, exist_ok=True)
-        inner = guest_command(merged, argv, binds=[self.shared], cwd=cwd)
-        layers = [str(self.lower), str(upper), str(work), str(merged)]
-        if any("," in p or ":" in p for p in layers):
-            raise DeviceTestError(f"overlay layer paths may contain no ',' or ':': {layers}")
-        return ["unshare", "--mount", "--net", "sh", "-c", _ENTER, "enter", *layers, *inner]
+        """The host command running ``argv`` as root on the device, in ``cwd``."""
+        return enter_command(self.lower, argv, overlay=self.scratch, binds=[self.shared], cwd=cwd)
 
 
 def _start(command: Sequence[str], env: Mapping[str, str], log: IO[str]) -> subprocess.Popen[bytes]:
-    # A session of its own: a timeout ends proot and everything under it at once.
+    # A session of its own: a timeout ends the step and everything it started at once.
     return subprocess.Popen(
         command, env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -282,7 +260,7 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 
 def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (the guest programs under proot), found through /proc."""
+    """Every process below ``pid``, found through /proc."""
     parents: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -393,8 +371,8 @@ def run_component(
                 )
             to_report = time.monotonic() - started
             stopping = time.monotonic()
-            # proot runs the guest; the nucleus signals the component's processes themselves.
-            for pid in _descendants(process.pid):
+            # The nucleus signals the component's process and every process it started.
+            for pid in [process.pid, *_descendants(process.pid)]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
             try:
@@ -438,6 +416,20 @@ def check_report(report: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def summarize(report: Mapping[str, Any]) -> list[str]:
+    """The report in a few lines: counts per status, then each result that is not OK."""
+    checks = report.get("checks", [])
+    counts: dict[str, int] = {}
+    for check in checks:
+        counts[str(check.get("status"))] = counts.get(str(check.get("status")), 0) + 1
+    lines = ["checks: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))]
+    for check in checks:
+        if check.get("status") != "OK":
+            message = " ".join(str(check.get("message", "")).split())
+            lines.append(f"  {check.get('status')} {check.get('id')}: {message[:160]}")
+    return lines
+
+
 # -- the command line -----------------------------------------------------------------------
 
 
@@ -445,13 +437,16 @@ def device_test(build: Path, cache: Path | None, keep: bool) -> int:
     """The whole run; raises DeviceTestError for expected failures."""
     started = time.monotonic()
     if os.geteuid() != 0:
-        raise DeviceTestError("run as root: the test mounts an overlay in a network namespace")
-    require_host_tools(RUN_HOST_TOOLS)
+        raise DeviceTestError(
+            "run as root: the device is a chroot with an overlay, in namespaces of its own"
+        )
+    require_host_tools()
     component = load_component(build)
     arch = DEVICE_PLATFORM["architecture"]
     manifest = component.manifest.get("Name", "(unnamed)")
     progress(started, f"{component.name} {component.version}: manifest {manifest} for {arch}")
     userland = ensure(UserlandSpec(), cache_dir(cache))
+    probe(userland.root)
     how = "reused" if userland.reused else f"built in {userland.build_seconds:.0f}s"
     progress(started, f"userland {userland.root} ({how}): Python {userland.python_version}")
     # Short: the socket path must fit in 107 bytes, and it is bound into the guest unchanged.
@@ -480,8 +475,14 @@ def device_test(build: Path, cache: Path | None, keep: bool) -> int:
             f"first report {outcome.seconds_to_report:.0f}s after Run started; states "
             f"{outcome.states}; exit 0 {outcome.seconds_to_stop:.1f}s after SIGTERM",
         )
-        for check in outcome.report.get("checks", []):
-            progress(started, f"  {check.get('status', '?'):8} {check.get('id')}")
+        (scratch / "report.json").write_text(json.dumps(outcome.report, indent=2))
+        if outcome.seconds_to_stop > NUCLEUS_STOP_GRACE:
+            progress(
+                started,
+                f"warning: a nucleus would have killed Run {NUCLEUS_STOP_GRACE:.0f}s after SIGTERM",
+            )
+        for line in summarize(outcome.report):
+            progress(started, line)
         if problems := check_report(outcome.report):
             raise DeviceTestError("the first report is wrong: " + "; ".join(problems))
         if errors := nucleus.server_errors:

@@ -7,8 +7,11 @@ project cannot reach, the second runs every maintainer script under emulation (m
 Instead ``debootstrap --foreign`` only downloads and unpacks, ``dpkg-deb -x`` unpacks what it
 left for the second stage, and the few things those maintainer scripts would have done that
 Python needs (users, the CA bundle, the standard library's bytecode) are done here by hand.
-Programs then run under ``proot -q qemu-aarch64-static``, which needs no binfmt_misc entry
-(often unavailable in containers and CI) and no kernel-wide change on the host.
+Programs then run chrooted, under qemu through a binfmt_misc entry registered in a user
+namespace of their own (:func:`enter_command`): nothing on the host changes, not even for the
+duration. Not proot: Debian 12's proot (5.1) does not translate the paths of ``faccessat2`` and
+``statx``, which trixie's glibc uses, so ``[ -x "$venv/bin/python" ]`` is false there for a file
+that exists. This needs root and Linux >= 6.7 (binfmt_misc per user namespace).
 
 The userland is keyed by everything it was built from (:meth:`UserlandSpec.key`), so a second
 run reuses it; a change of the spec builds a new one beside it. Build it alone, and check that
@@ -25,6 +28,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -33,6 +37,8 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+q = shlex.quote
 
 DEFAULT_CACHE = Path("/var/cache/gghealth-device-test")
 """Where userlands are kept between runs: outside the work tree, so ``git clean`` and
@@ -43,10 +49,16 @@ CACHE_ENV = "GGHEALTH_DEVICE_CACHE"
 HOST_TOOLS: dict[str, str] = {
     "debootstrap": "debootstrap",
     "dpkg-deb": "dpkg",
-    "proot": "proot",
     "qemu-aarch64-static": "qemu-user-static",
+    "unshare": "util-linux",
+    "mount": "mount",
+    "chroot": "coreutils",
+    "ip": "iproute2",
 }
 """Host programs needed to build and enter a userland -> the Debian package that ships each."""
+HOST_PACKAGES: tuple[str, ...] = tuple(sorted(set(HOST_TOOLS.values())))
+"""What ``make device-test`` apt-installs (``device_test.py --host-packages`` prints it)."""
+BINFMT_DIR = Path("/usr/lib/binfmt.d")
 
 FORMAT = 1
 """Bumped whenever :func:`build` changes what it makes, so older cached userlands are rebuilt."""
@@ -113,27 +125,61 @@ def require_host_tools(tools: Mapping[str, str] = HOST_TOOLS) -> None:
         )
 
 
-def guest_command(
+def binfmt_registration() -> str:
+    """The host's own binfmt_misc line for aarch64 (qemu-user-static's binfmt.d file).
+
+    It names ``/usr/libexec/qemu-binfmt/aarch64-binfmt-P`` with flags ``OPF``: F opens qemu
+    when registering, so it runs inside the chroot without a copy there; P keeps each program's
+    argv[0] (a venv's python finds its pyvenv.cfg through it).
+    """
+    for conf in sorted(BINFMT_DIR.glob("qemu-aarch64*.conf")):
+        for line in conf.read_text().splitlines():
+            if line.startswith(":qemu-aarch64:"):
+                return line.strip()
+    raise UserlandError(f"no qemu-aarch64 entry in {BINFMT_DIR}: apt-get install qemu-user-static")
+
+
+def enter_command(
     root: Path,
     argv: Sequence[str],
     *,
+    overlay: Path | None = None,
     binds: Sequence[Path] = (),
     cwd: str = "/",
 ) -> list[str]:
     """The host command that runs ``argv`` as root inside the userland at ``root``.
 
-    ``binds`` are host directories that appear at the same path inside, so paths handed to the
-    guest (a socket, a Greengrass root) need no translation. ``-0`` makes the guest see uid 0
-    even where the host user is not root; ``-q`` runs every aarch64 executable, including the
-    ones the guest starts itself, under qemu without binfmt_misc.
+    Everything happens in new user, mount and network namespaces, so it all ends with the
+    command and the host is left as it was: qemu is registered in a binfmt_misc instance of the
+    namespace's own (Linux >= 6.7), /proc, /dev and /sys and the ``binds`` (host directories,
+    seen at the same path inside, so paths handed to the guest need no translation) are
+    bind-mounted, only loopback is up, then ``chroot``. With ``overlay`` (a scratch
+    directory), the guest writes to an overlay in it and ``root`` is never changed.
     """
-    qemu = shutil.which("qemu-aarch64-static")
-    if qemu is None:
-        raise UserlandError("qemu-aarch64-static is missing: apt-get install qemu-user-static")
-    command = ["proot", "-0", "-q", qemu, "-r", str(root)]
+    target = root
+    lines = ["set -eu"]
+    if overlay is not None:
+        upper, work, target = overlay / "upper", overlay / "work", overlay / "merged"
+        layers = (root, upper, work, target)
+        if any(c in str(p) for p in layers for c in ",:"):
+            raise UserlandError(f"overlay paths may contain no ',' or ':': {layers}")
+        for directory in (upper, work, target):
+            directory.mkdir(parents=True, exist_ok=True)
+        options = f"lowerdir={root},upperdir={upper},workdir={work}"
+        lines.append(f"mount -t overlay overlay -o {q(options)} {q(str(target))}")
+    lines += [
+        # Where binfmt_misc is mounted in this mount namespace alone; registering there needs
+        # a kernel whose binfmt_misc is per user namespace.
+        "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc",
+        f"printf '%s' {q(binfmt_registration())} > /proc/sys/fs/binfmt_misc/register",
+        "ip link set lo up",
+    ]
     for host in (Path("/proc"), Path("/dev"), Path("/sys"), *binds):
-        command += ["-b", str(host)]
-    return [*command, "-w", cwd, *argv]
+        inside = q(str(target / host.relative_to("/")))
+        lines += [f"mkdir -p {inside}", f"mount --rbind {q(str(host))} {inside}"]
+    lines.append(f'exec chroot {q(str(target))} /usr/bin/env -C {q(cwd)} -- "$@"')
+    namespaces = ["unshare", "--user", "--map-root-user", "--mount", "--net"]
+    return [*namespaces, "sh", "-c", "\n".join(lines), "enter", *argv]
 
 
 def guest_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -145,7 +191,7 @@ def guest_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def run_guest(root: Path, argv: Sequence[str], *, timeout: float) -> str:
     """Run ``argv`` inside the userland and return its output; fail with the output's tail."""
     result = subprocess.run(
-        guest_command(root, argv),
+        enter_command(root, argv),
         env=guest_env(),
         capture_output=True,
         text=True,
@@ -156,6 +202,19 @@ def run_guest(root: Path, argv: Sequence[str], *, timeout: float) -> str:
         tail = (result.stdout + result.stderr).strip()[-2000:]
         raise UserlandError(f"`{' '.join(argv)}` failed inside the userland: {tail}")
     return result.stdout
+
+
+def probe(root: Path) -> None:
+    """Fail early, with the reason, where this host cannot enter a userland at all."""
+    try:
+        machine = run_guest(root, ["uname", "-m"], timeout=120).strip()
+    except UserlandError as exc:
+        raise UserlandError(
+            f"cannot enter the userland; it needs root and Linux >= 6.7, whose binfmt_misc can "
+            f"be mounted in a user namespace (this is {os.uname().release}). {exc}"
+        ) from None
+    if machine != "aarch64":
+        raise UserlandError(f"the userland runs as {machine!r}, not aarch64")
 
 
 def _log(message: str) -> None:
@@ -207,6 +266,7 @@ def ensure(spec: UserlandSpec, cache: Path) -> Userland:
                 )
             )
             shutil.rmtree(entry, ignore_errors=True)
+            stage.chmod(0o755)
             stage.rename(entry)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
