@@ -23,12 +23,9 @@ need root, as ``make device-test`` is run.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import hashlib
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -36,13 +33,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-
-import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -61,14 +55,20 @@ from scripts.device_userland import (  # noqa: E402
     probe,
     require_host_tools,
 )
+from tests.nucleus import player  # noqa: E402
+from tests.nucleus.player import (  # noqa: E402
+    DEFAULT_INSTALL_TIMEOUT,
+    Component,
+    RecipeError,
+    Step,
+    select_manifest,  # noqa: F401 - the nucleus's choice, which tests/device checks through here
+)
 from tests.nucleus.standin import NucleusStandIn, Publish  # noqa: E402
 
 DEVICE_PLATFORM = {"os": "linux", "architecture": "aarch64"}
 """The platform attributes the nucleus reports on a 64-bit Raspberry Pi OS."""
 GGC_VERSION = "2.14.3"
 REGION = "eu-west-1"
-DEFAULT_INSTALL_TIMEOUT = 120
-"""The nucleus's Install timeout when a recipe gives none (seconds)."""
 REPORT_TIMEOUT = 600.0
 """How long Run may take to publish its first report under emulation (seconds)."""
 NUCLEUS_STOP_GRACE = 5.0
@@ -76,24 +76,10 @@ NUCLEUS_STOP_GRACE = 5.0
 STOP_GRACE = 60.0
 """How long Run may take to exit after SIGTERM here: emulation is several times slower than a
 device, so past :data:`NUCLEUS_STOP_GRACE` is a warning, past this a failure."""
-VARIABLE = re.compile(r"(?<!\$)\{[A-Za-z][\w.-]*:[^{}\s]*\}")
-"""A recipe variable such as ``{work:path}``; ``${var:-x}`` is shell, not a recipe variable."""
 
 
 class DeviceTestError(Exception):
     """An expected failure; its message is the one paragraph printed, without a traceback."""
-
-
-@dataclass(frozen=True)
-class Component:
-    """The component as the recipe and the selected manifest describe it."""
-
-    name: str
-    version: str
-    recipe: dict[str, Any]
-    manifest: dict[str, Any]
-    artifact_dir: Path
-    """greengrass-build/artifacts/<name>/<version>: where ``make package`` put the artifacts."""
 
 
 def progress(started: float, message: str) -> None:
@@ -101,131 +87,35 @@ def progress(started: float, message: str) -> None:
     print(f"[{time.monotonic() - started:7.1f}s] {message}", flush=True)
 
 
-# -- the recipe -----------------------------------------------------------------------------
+# -- the recipe (tests/nucleus/player.py) ---------------------------------------------------
+
+
+@contextlib.contextmanager
+def refused() -> Iterator[None]:
+    """What the nucleus would refuse (:class:`RecipeError`), as an expected failure here."""
+    try:
+        yield
+    except RecipeError as exc:
+        raise DeviceTestError(str(exc)) from None
 
 
 def load_component(build: Path) -> Component:
     """The one recipe under ``build/recipes`` and its manifest for :data:`DEVICE_PLATFORM`."""
-    recipes = sorted((build / "recipes").glob("*.yaml"))
-    if len(recipes) != 1:
-        found = ", ".join(p.name for p in recipes) or "none"
-        raise DeviceTestError(
-            f"expected one recipe in {build / 'recipes'} (found: {found}); run `make package`"
-        )
-    recipe = yaml.safe_load(recipes[0].read_text())
-    name, version = recipe["ComponentName"], recipe["ComponentVersion"]
-    manifest = select_manifest(recipe.get("Manifests") or [], DEVICE_PLATFORM)
-    if manifest is None:
-        raise DeviceTestError(
-            f"{recipes[0].name} has no manifest for {DEVICE_PLATFORM}: a nucleus on a 64-bit "
-            "Raspberry Pi would refuse the deployment"
-        )
-    return Component(name, version, recipe, manifest, build / "artifacts" / name / version)
-
-
-def select_manifest(
-    manifests: Sequence[dict[str, Any]], platform: Mapping[str, str]
-) -> dict[str, Any] | None:
-    """The first manifest whose every ``Platform`` attribute matches, as the nucleus picks it:
-    equal, ``*``, or a ``/regex/``; an attribute the manifest leaves out matches anything."""
-    for manifest in manifests:
-        wanted = manifest.get("Platform") or {}
-        if all(_attribute_matches(str(v), platform.get(k, "")) for k, v in wanted.items()):
-            return manifest
-    return None
-
-
-def _attribute_matches(wanted: str, actual: str) -> bool:
-    if wanted == "*":
-        return True
-    if len(wanted) > 1 and wanted.startswith("/") and wanted.endswith("/"):
-        return re.fullmatch(wanted[1:-1], actual) is not None
-    return wanted == actual
+    with refused():
+        return Component.load(build, DEVICE_PLATFORM)
 
 
 def resolve(script: str, variables: Mapping[str, str]) -> str:
-    """``script`` with the recipe variables substituted; fails on any one left over, which the
-    nucleus would have known and this stand-in does not."""
-    for key, value in variables.items():
-        script = script.replace("{" + key + "}", value)
-    if leftover := sorted(set(VARIABLE.findall(script))):
-        raise DeviceTestError(f"recipe variables this runner cannot resolve: {', '.join(leftover)}")
-    return script
-
-
-def lifecycle_step(component: Component, step: str) -> tuple[str, dict[str, str], float | None]:
-    """Script, Setenv (the Lifecycle's own, then the step's) and Timeout of ``step``."""
-    lifecycle = component.manifest.get("Lifecycle") or {}
-    definition = lifecycle.get(step)
-    if definition is None:
-        raise DeviceTestError(f"the {DEVICE_PLATFORM['architecture']} manifest has no {step}")
-    if isinstance(definition, str):
-        definition = {"Script": definition}
-    env = {**(lifecycle.get("Setenv") or {}), **(definition.get("Setenv") or {})}
-    timeout = definition.get("Timeout")
-    return definition["Script"], {k: str(v) for k, v in env.items()}, timeout
-
-
-# -- artifacts ------------------------------------------------------------------------------
+    """``script`` with the recipe variables substituted (tests/nucleus/player.py)."""
+    with refused():
+        return player.resolve(script, variables)
 
 
 def lay_out_artifacts(component: Component, root: Path) -> dict[str, str]:
-    """Put the manifest's artifacts where the nucleus keeps them under the Greengrass ``root``
-    (downloaded, Digest-checked, unarchived, permissions applied) and return the recipe
-    variables that point there."""
-    artifacts = root / "packages" / "artifacts" / component.name / component.version
-    decompressed = root / "packages" / "artifacts-unarchived" / component.name / component.version
-    artifacts.mkdir(parents=True)
-    decompressed.mkdir(parents=True)
-    for artifact in component.manifest.get("Artifacts") or []:
-        file_name = artifact["URI"].rsplit("/", 1)[-1]
-        source = component.artifact_dir / file_name
-        if not source.is_file():
-            raise DeviceTestError(f"the manifest names {artifact['URI']}, but {source} is missing")
-        _check_digest(source, artifact)
-        shutil.copyfile(source, artifacts / file_name)
-        if str(artifact.get("Unarchive", "NONE")).upper() == "ZIP":
-            # The nucleus unarchives a.zip into {artifacts:decompressedPath}/a/.
-            target = decompressed / file_name.removesuffix(".zip")
-            with zipfile.ZipFile(source) as archive:
-                archive.extractall(target)
-            _apply_permission(target, artifact.get("Permission") or {})
-        _apply_permission(artifacts / file_name, artifact.get("Permission") or {})
-    work = root / "work" / component.name
-    work.mkdir(parents=True)
-    return {
-        "artifacts:path": str(artifacts),
-        "artifacts:decompressedPath": str(decompressed),
-        "work:path": str(work),
-        "kernel:rootPath": str(root),
-        "iot:thingName": THING,
-    }
-
-
-def _check_digest(path: Path, artifact: Mapping[str, Any]) -> None:
-    """The nucleus refuses an artifact whose SHA-256 differs from the recipe's ``Digest``."""
-    if "Digest" not in artifact:
-        return
-    if str(artifact.get("Algorithm", "SHA-256")).upper() != "SHA-256":
-        raise DeviceTestError(f"{path.name}: unsupported Algorithm {artifact['Algorithm']}")
-    digest = base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode()
-    if digest != artifact["Digest"]:
-        raise DeviceTestError(
-            f"{path.name}: SHA-256 {digest} is not the recipe's Digest {artifact['Digest']}; "
-            "the nucleus would refuse it (run `make package` again)"
-        )
-
-
-def _apply_permission(path: Path, permission: Mapping[str, str]) -> None:
-    """The recipe's ``Permission`` (Read default OWNER, Execute default NONE) as file modes."""
-    read = {"NONE": 0, "OWNER": 0o400, "ALL": 0o444}[str(permission.get("Read", "OWNER"))]
-    execute = {"NONE": 0, "OWNER": 0o100, "ALL": 0o111}[str(permission.get("Execute", "NONE"))]
-    paths = [path, *path.rglob("*")] if path.is_dir() else [path]
-    for item in paths:
-        if item.is_dir():
-            item.chmod(0o700 | (0o055 if read & 0o004 else 0))
-        else:
-            item.chmod(read | execute)
+    """The manifest's artifacts laid out under the Greengrass ``root`` as the nucleus does
+    (tests/nucleus/player.py), and the recipe variables that point there."""
+    with refused():
+        return component.lay_out(root, THING)
 
 
 # -- the emulated device --------------------------------------------------------------------
@@ -302,17 +192,27 @@ def component_env(nucleus: NucleusStandIn, root: Path) -> dict[str, str]:
     )
 
 
+def step_command(
+    device: Device, component: Component, step: str, variables: Mapping[str, str]
+) -> tuple[list[str], Step]:
+    """The host command running ``step``'s resolved script on the device in the work
+    directory, and the step (its Setenv and Timeout)."""
+    with refused():
+        definition = component.step(step)
+    script = resolve(definition.script, variables)
+    return device.command(["sh", "-c", script], variables["work:path"]), definition
+
+
 def run_install(
     device: Device, component: Component, variables: Mapping[str, str], env: Mapping[str, str]
 ) -> float:
     """Run Install to completion within its Timeout; return its duration."""
-    script, setenv, timeout = lifecycle_step(component, "Install")
-    timeout = float(timeout or DEFAULT_INSTALL_TIMEOUT)
+    command, step = step_command(device, component, "Install", variables)
+    timeout = step.timeout or DEFAULT_INSTALL_TIMEOUT
     log_path = device.scratch / "install.log"
-    command = device.command(["sh", "-c", resolve(script, variables)], variables["work:path"])
     started = time.monotonic()
     with open(log_path, "w") as log:
-        process = _start(command, {**env, **setenv}, log)
+        process = _start(command, {**env, **step.setenv}, log)
         try:
             code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -345,13 +245,12 @@ def run_component(
     nucleus: NucleusStandIn,
 ) -> RunOutcome:
     """Start Run, wait for its first health report, stop it with SIGTERM as the nucleus does."""
-    script, setenv, _ = lifecycle_step(component, "Run")
+    command, step = step_command(device, component, "Run", variables)
     log_path = device.scratch / "run.log"
-    command = device.command(["sh", "-c", resolve(script, variables)], variables["work:path"])
     topic = f"dt/gghealth/{THING}/health"
     started = time.monotonic()
     with open(log_path, "w") as log:
-        process = _start(command, {**env, **setenv}, log)
+        process = _start(command, {**env, **step.setenv}, log)
 
         def first_report() -> Publish | None:
             return next((p for p in nucleus.publishes if p.topic == topic), None)

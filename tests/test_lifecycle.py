@@ -20,7 +20,6 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -29,13 +28,14 @@ from packaging.utils import parse_wheel_filename
 from agent.demo import THING, build_demo_root
 from scripts.locks import RUNTIME_LOCK, pins_for
 from tests.conftest import REPO
-from tests.nucleus.player import Component, is_root, requires_privilege
+from tests.nucleus.player import Component, Deployment, is_root
 from tests.nucleus.standin import NucleusStandIn
 from tests.peers.base import unavailable
 
 NAME = "gghealth.HealthAgent"
 # Greengrass platform architecture names: https://docs.aws.amazon.com/greengrass/v2/developerguide/component-recipe-reference.html
 ARCH = {"x86_64": "amd64", "aarch64": "aarch64"}[platform.machine()]
+PLATFORM = {"os": "linux", "architecture": ARCH}
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 OTHER_PYTHON = "3.13" if PYTHON != "3.13" else "3.12"
 
@@ -92,29 +92,23 @@ def _env(interpreter: Path, home: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def installed(
     package: Path, interpreter: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Component:
+) -> Deployment:
     """The component after the nucleus ran its Install step (privileged: as root)."""
     if not is_root():
         unavailable("the privileged Install step needs root")
     root = build_demo_root(tmp_path_factory.mktemp("greengrass") / "v2")
-    component = Component(package, root, ARCH, THING)
-    assert requires_privilege(component, "Install") and requires_privilege(component, "Run")
-    component.unarchive()
-    done = component.run("Install", _env(interpreter, root))
+    deployment = Deployment.of(package, root, PLATFORM, THING)
+    component = deployment.component
+    assert component.step("Install").requires_privilege and component.step("Run").requires_privilege
+    done = deployment.run("Install", _env(interpreter, root))
     assert done.returncode == 0, done.stderr
-    return component
+    return deployment
 
 
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _recipe(package: Path) -> dict[str, Any]:
-    (path,) = (package / "recipes").glob("*.yaml")
-    recipe: dict[str, Any] = yaml.safe_load(path.read_text())
-    return recipe
 
 
 def test_recipe_is_least_privilege_and_names_its_artifacts(package: Path) -> None:
@@ -159,7 +153,7 @@ def test_the_artifact_bundles_exactly_the_locked_runtime_wheels(package: Path) -
     zip_path = package / "artifacts" / NAME / __version__ / f"gghealth-{ARCH}.zip"
     with zipfile.ZipFile(zip_path) as zf:
         files = {Path(n).name: hashlib.sha256(zf.read(n)).hexdigest() for n in zf.namelist()}
-    install = _recipe(package)["Manifests"][0]["Lifecycle"]["Install"]["Script"]
+    install = Component.load(package, PLATFORM).step("Install").script
     bundled = {}
     for file_name, digest in files.items():
         assert f"--hash=sha256:{digest}" in install, f"{file_name}: its hash is not in the recipe"
@@ -211,13 +205,13 @@ def _executed_and_imported(pid: int, venv: Path) -> set[Path]:
 
 
 def test_install_and_run_as_the_nucleus_would(
-    installed: Component,
+    installed: Deployment,
     install_root: Path,
     interpreter: Path,
     nucleus: NucleusStandIn,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    venv = install_root / installed.version
+    venv = install_root / installed.component.version
     assert (venv / "bin" / "python").exists()
     # Nothing of the environment is in the run-as user's directories.
     assert not list(installed.work.iterdir())
@@ -269,9 +263,9 @@ def test_install_and_run_as_the_nucleus_would(
 
 
 def test_run_refuses_an_environment_others_could_change(
-    installed: Component, install_root: Path, interpreter: Path
+    installed: Deployment, install_root: Path, interpreter: Path
 ) -> None:
-    target = next((install_root / installed.version).rglob("agent/cli.py"))
+    target = next((install_root / installed.component.version).rglob("agent/cli.py"))
     mode = target.stat().st_mode
     target.chmod(mode | stat.S_IWGRP)
     try:
@@ -285,9 +279,8 @@ def test_run_refuses_an_environment_others_could_change(
 
 def test_install_refuses_a_python_it_has_no_wheels_for(tmp_path: Path, interpreter: Path) -> None:
     build = _package(tmp_path / "build", OTHER_PYTHON, tmp_path / "opt" / "gghealth")
-    component = Component(build, tmp_path / "greengrass", ARCH, THING)
-    component.unarchive()
-    done = component.run("Install", _env(interpreter, tmp_path))
+    deployment = Deployment.of(build, tmp_path / "greengrass", PLATFORM, THING)
+    done = deployment.run("Install", _env(interpreter, tmp_path))
     assert done.returncode == 1
     assert f"is Python {PYTHON}" in done.stderr
     assert f"wheels for CPython {OTHER_PYTHON} on {ARCH} only" in done.stderr
@@ -301,18 +294,17 @@ def test_install_names_python3_venv_when_the_interpreter_cannot_make_a_venv(
     hide = tmp_path / "no-ensurepip" / "ensurepip"
     hide.mkdir(parents=True)
     (hide / "__init__.py").write_text("raise ImportError('ensurepip is not available')\n")
-    component = Component(package, tmp_path / "greengrass", ARCH, THING)
-    component.unarchive()
+    deployment = Deployment.of(package, tmp_path / "greengrass", PLATFORM, THING)
     env = {**_env(interpreter, tmp_path), "PYTHONPATH": str(hide.parent)}
-    done = component.run("Install", env)
+    done = deployment.run("Install", env)
     assert done.returncode == 1
     assert "cannot create a virtual environment: install python3-venv" in done.stderr
     assert f"(Python {PYTHON})" in done.stderr
 
 
 def test_32_bit_arm_is_refused_at_install_with_the_way_out(package: Path, tmp_path: Path) -> None:
-    component = Component(package, tmp_path / "greengrass", "arm", THING)
-    component.unarchive()
-    done = component.run("Install", {"PATH": "/usr/bin:/bin"})
+    arm = {"os": "linux", "architecture": "arm"}
+    deployment = Deployment.of(package, tmp_path / "greengrass", arm, THING)
+    done = deployment.run("Install", {"PATH": "/usr/bin:/bin"})
     assert done.returncode == 1
     assert "32-bit ARM" in done.stderr and "64-bit OS" in done.stderr
