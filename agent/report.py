@@ -84,6 +84,88 @@ class CheckResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem found about a target (or, with status OK, a fact worth saying)."""
+
+    status: Status
+    reason: str
+    """Stable machine-readable cause, e.g. ``no_amazon_root``: the report's ``details.reason``."""
+    message: str
+    remediation: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Everything found about one target: the one shape every area's rules return."""
+
+    target: str
+    ok_message: str
+    findings: tuple[Finding, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_result(self, check_id: str) -> CheckResult:
+        """The one result of this target (:func:`fold`)."""
+        return fold(check_id, self.target, self.findings, self.ok_message, self.details)
+
+
+def fold(
+    check_id: str,
+    target: str,
+    findings: Iterable[Finding],
+    ok_message: str,
+    details: Mapping[str, Any] | None = None,
+) -> CheckResult:
+    """A target's findings as its one result, the same way in every area.
+
+    No problem: OK with ``ok_message``. Otherwise the worst finding sets the status and
+    ``details.reason``; ``details.reasons`` lists every problem's reason and
+    ``details.findings`` each one's reason (as ``code``), status and message, worst first; the
+    message and the remediation join theirs in that order.
+    """
+    problems = sorted(
+        (f for f in findings if f.status is not Status.OK), key=lambda f: -f.status.severity
+    )
+    facts = dict(details or {})
+    if not problems:
+        return CheckResult(check_id, Status.OK, target, ok_message, facts)
+    facts["reason"] = problems[0].reason
+    facts["reasons"] = [f.reason for f in problems]
+    facts["findings"] = [
+        {"code": f.reason, "status": f.status.value, "message": f.message} for f in problems
+    ]
+    remediation = "; ".join(dict.fromkeys(f.remediation for f in problems if f.remediation))
+    return CheckResult(
+        check_id,
+        problems[0].status,
+        target,
+        "; ".join(f.message for f in problems),
+        facts,
+        remediation or None,
+    )
+
+
+class Delivery(str, enum.Enum):
+    """What became of a report."""
+
+    DELIVERED = "delivered"
+    SPOOLED = "spooled"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """The result of publishing one report (``agent.transport`` judges the last one)."""
+
+    delivery: Delivery
+    transport: str
+    message: str
+    remediation: str | None = None
+    unauthorized: bool = False
+    """The peer refused on authorization grounds (a configuration defect, CRITICAL)."""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Chunk:
     """Position of one part of a report that was split to fit the MQTT payload limit."""
 

@@ -16,15 +16,16 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from agent.check_once import check_once
-from agent.checks.agent_health import LAST_PUBLISH_KEY
+from agent.checks.base import Kept
 from agent.config import AgentConfig, Transport
 from agent.errors import AgentError, ConfigError
 from agent.greengrass.ipc import IpcSession, running_under_greengrass
 from agent.greengrass.root import GreengrassRoot
 from agent.log import get_logger
+from agent.report import Delivery, PublishOutcome
 from agent.scheduler import run_every
 from agent.settings import Settings
-from agent.transports.base import PROBE_SOURCE_KEY, Delivery, Publisher, PublishOutcome
+from agent.transports.base import Publisher
 
 if TYPE_CHECKING:
     from agent.shadow import ShadowReporter
@@ -127,12 +128,11 @@ class Agent:
         self.only = tuple(only) if only else None
         self.reload = reload
         self.session = session
-        self.cache: dict[str, Any] = {}
+        self.kept = Kept()
+        self.last_publish: PublishOutcome | None = None
         self.sequence = 0
         self.config_dirty = config_dirty
         self.publisher, self.shadow = self._transports(settings)
-        # The subscription probes reuse the MQTT transport's connection.
-        self.cache[PROBE_SOURCE_KEY] = self.publisher
 
     def _transports(self, settings: Settings) -> tuple[Publisher, ShadowReporter | None]:
         thing = settings.greengrass.thing_name or os.environ.get(
@@ -161,7 +161,6 @@ class Agent:
             publisher,
             shadow,
         )
-        self.cache[PROBE_SOURCE_KEY] = publisher
         old.close()
         log.info(
             "configuration_updated",
@@ -182,9 +181,16 @@ class Agent:
         if self.config_dirty.is_set():
             self.apply_configuration_update()
         self.sequence += 1
-        report = check_once(self.settings, self.only, cache=self.cache, sequence=self.sequence)
-        outcome = self.publisher.publish(report)
-        self.cache[LAST_PUBLISH_KEY] = outcome
+        report = check_once(
+            self.settings,
+            self.only,
+            kept=self.kept,
+            sequence=self.sequence,
+            last_publish=self.last_publish,
+            # The subscription probes reuse the MQTT transport's connection.
+            probe_source=self.publisher,
+        )
+        outcome = self.last_publish = self.publisher.publish(report)
         if self.shadow is not None:
             self.shadow.maybe_publish(report)  # only when the summary changed, or daily
         log.info(

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from agent.checks.base import CheckContext
+from agent.checks.base import CheckContext, Kept
 from agent.config import AgentConfig, build_config
 from agent.greengrass.root import GreengrassRoot, load_root
 from tests.conftest import SHARED_FIXTURES
@@ -495,10 +495,10 @@ def make_context(
     now: dt.datetime = NOW,
     privileged: bool = True,
     env: Mapping[str, str] | None = None,
-    cache: dict[str, Any] | None = None,
+    kept: Kept | None = None,
 ) -> CheckContext:
-    """A CheckContext with a pinned clock, an explicit environment and (optionally) a cache
-    carried over from a previous cycle."""
+    """A CheckContext with a pinned clock, an explicit environment and (optionally) the state
+    kept from a previous cycle."""
     cfg = config if isinstance(config, AgentConfig) else build_config(dict(config or {}))
     return CheckContext(
         config=cfg,
@@ -506,5 +506,5 @@ def make_context(
         clock=lambda: now,
         privileged=privileged,
         env=dict(env or {}),
-        cache=cache if cache is not None else {},
+        kept=kept if kept is not None else Kept(),
     )

@@ -6,8 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from agent.report import CheckResult, HealthReport, Status
-from agent.transports.base import Delivery
+from agent.report import CheckResult, Delivery, HealthReport, Status
 from agent.transports.file import FilePublisher
 from agent.transports.stdout import StdoutPublisher
 

@@ -29,9 +29,6 @@ from agent.greengrass.recipes import DeployedArtifacts
 from agent.greengrass.root import GreengrassRoot
 from agent.report import CheckResult
 
-LAST_AUDIT_KEY = "s3.last_audit"
-"""``ctx.cache`` key of the last :class:`ProbedAudit`."""
-
 # Answers that prove nothing about access: an audit holding one is probed again next cycle.
 _NO_ANSWER = frozenset(
     k.value

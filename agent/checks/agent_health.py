@@ -5,16 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from agent.checks.base import Check, CheckContext, check, result
-from agent.report import CheckResult, Status
-from agent.transports.base import Delivery, PublishOutcome
-
-LAST_PUBLISH_KEY = "agent.last_publish"
+from agent.report import CheckResult, Delivery, Status
 
 
 @check("agent.publish")
 def publish(ctx: CheckContext) -> Iterator[CheckResult]:
     """Nothing before the first publish (``check`` never publishes)."""
-    outcome: PublishOutcome | None = ctx.cache.get(LAST_PUBLISH_KEY)
+    outcome = ctx.last_publish
     if outcome is None:
         return
     status = {

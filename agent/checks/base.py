@@ -10,11 +10,16 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from agent.config import AgentConfig
 from agent.greengrass.root import GreengrassRoot
-from agent.report import CheckResult, Status
+from agent.report import CheckResult, PublishOutcome, Status
+
+if TYPE_CHECKING:  # the HTTP stack loads awscrt: only the areas that call AWS import it
+    from agent.aws.http import HttpClient
+
+T = TypeVar("T")
 
 
 def utc_now() -> datetime:
@@ -22,28 +27,64 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class Kept:
+    """What the checks keep from one cycle to the next, one object per type.
+
+    Each area declares a class of its own for its state (files parsed last cycle, the last
+    S3 audit, ...) and asks for it with :meth:`get`; the running agent hands the same
+    ``Kept`` to every cycle, ``check`` a new one. Typed lookups instead of string keys: what an
+    area keeps is written down in one class, and no area can read another's by accident.
+    """
+
+    def __init__(self) -> None:
+        self._by_type: dict[type, object] = {}
+
+    def get(self, kind: type[T]) -> T:
+        """The kept ``kind``, created (without arguments) on first use."""
+        found = self._by_type.get(kind)
+        if found is None:
+            found = self._by_type[kind] = kind()
+        return found  # type: ignore[return-value]  # stored under its own type
+
+
 @dataclass
 class CheckContext:
-    """Everything a check may use. ``memo`` lives for one cycle, ``cache`` across cycles."""
+    """Everything a check may use; a new one each cycle."""
 
     config: AgentConfig
     greengrass: GreengrassRoot
     clock: Callable[[], datetime] = utc_now
     privileged: bool = field(default_factory=lambda: os.geteuid() == 0)
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    memo: dict[str, Any] = field(default_factory=dict)
-    cache: dict[str, Any] = field(default_factory=dict)
+    kept: Kept = field(default_factory=Kept)
+    """State across cycles (:class:`Kept`)."""
+    last_publish: PublishOutcome | None = None
+    """How the previous report fared (``run`` only): ``agent.transport``'s input."""
+    probe_source: object | None = None
+    """The live transport (``run`` only): ``subscription.probe`` uses an MQTT one's connection."""
+    http: HttpClient | None = None
+    """The HTTP client of the AWS calls; by default one kept across cycles (connection reuse)."""
+    _once: dict[Callable[..., Any], Any] = field(default_factory=dict, repr=False)
 
     @property
     def thing_name(self) -> str:
         """The thing name from the nucleus config, else the component environment."""
         return self.greengrass.thing_name or self.env.get("AWS_IOT_THING_NAME") or "unknown-thing"
 
-    def memoized(self, key: str, build: Callable[[], Any]) -> Any:
-        """Compute ``build()`` once per cycle and share it between the checks of an area."""
-        if key not in self.memo:
-            self.memo[key] = build()
-        return self.memo[key]
+    def once(self, build: Callable[[CheckContext], T]) -> T:
+        """``build(self)``, computed once per cycle and shared by the checks of an area."""
+        if build not in self._once:
+            self._once[build] = build(self)
+        found: T = self._once[build]
+        return found
+
+    def http_client(self) -> HttpClient:
+        """The injected HTTP client, else the one kept across cycles."""
+        if self.http is None:
+            from agent.aws.http import HttpClient
+
+            self.http = self.kept.get(HttpClient)
+        return self.http
 
 
 class Check(Protocol):

@@ -1,7 +1,7 @@
 """The X.509 identity audit: the six ``certificate.*`` checks of the SPEC catalogue.
 
-Files are read and parsed once per cycle (the inventory is shared through ``ctx.memo``), their
-facts cached across cycles in ``ctx.cache``, and unchanged results reused - per file, or as
+Files are read and parsed once per cycle (the inventory is shared through ``ctx.once``), their
+facts kept across cycles (:class:`CertificateState`), and unchanged results reused - per file, or as
 a whole list when no file changed; the checks below only pick targets and turn facts into
 results (see :mod:`agent.x509`). Validity is re-judged from the cached dates whenever the clock
 leaves the window in which every day count stands, because the clock moves.
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 from agent.checks.base import CheckContext, check
-from agent.report import CheckResult, Status
+from agent.report import CheckResult, Status, fold
 from agent.x509 import files as reasons
 from agent.x509.chain import device_cert_findings, root_ca_findings
 from agent.x509.inventory import Inventory, Role, Sources, collect
@@ -23,18 +25,30 @@ from agent.x509.quality import describe_key
 from agent.x509.results import (
     ListMemo,
     ResultMemo,
-    combine,
     key_quality_result,
     readable_result,
     validity_phase,
     validity_result,
     validity_window,
 )
-from agent.x509.token_match import pkcs11_key_match
+from agent.x509.token_match import TokenVerdict, pkcs11_key_match
 
-MEMO_KEY = "certificate.inventory"
-CACHE_KEY = "certificate.files"
-LAST_INVENTORY_KEY = "certificate.last_inventory"
+
+@dataclass
+class CertificateState:
+    """What the certificate checks keep from one cycle to the next."""
+
+    files: dict[Any, Any] | None = None
+    """Parsed files by stamp (:func:`agent.x509.inventory.collect`)."""
+    last_inventory: Inventory | None = None
+    readable: ResultMemo = field(default_factory=ResultMemo)
+    readable_list: ListMemo = field(default_factory=ListMemo)
+    validity: ResultMemo = field(default_factory=ResultMemo)
+    validity_list: ListMemo = field(default_factory=ListMemo)
+    key_quality: ResultMemo = field(default_factory=ResultMemo)
+    key_quality_list: ListMemo = field(default_factory=ListMemo)
+    token_match: TokenVerdict | None = None
+    """The last PKCS#11 verdict (:mod:`agent.x509.token_match`)."""
 
 
 def _sources(ctx: CheckContext) -> Sources:
@@ -51,26 +65,26 @@ def _sources(ctx: CheckContext) -> Sources:
     )
 
 
+def _collect(ctx: CheckContext) -> Inventory:
+    state = ctx.kept.get(CertificateState)
+    inv, state.files = collect(_sources(ctx), state.files)
+    inv.continues(state.last_inventory)
+    state.last_inventory = inv
+    return inv
+
+
 def inventory(ctx: CheckContext) -> Inventory:
     """The files of this cycle, read and parsed once and shared by every certificate check."""
-
-    def build() -> Inventory:
-        inv, cache = collect(_sources(ctx), ctx.cache.get(CACHE_KEY))
-        ctx.cache[CACHE_KEY] = cache
-        inv.continues(ctx.cache.get(LAST_INVENTORY_KEY))
-        ctx.cache[LAST_INVENTORY_KEY] = inv
-        return inv
-
-    found: Inventory = ctx.memoized(MEMO_KEY, build)
-    return found
+    return ctx.once(_collect)
 
 
 @check("certificate.readable")
 def readable(ctx: CheckContext) -> Iterable[CheckResult]:
     """Every configured file exists, is a regular file <= 1 MiB and parses as expected."""
     inv = inventory(ctx)
-    whole = ListMemo(ctx.cache, "certificate.readable.list", inv.generation)
-    reused = whole.get(ctx.privileged)
+    state = ctx.kept.get(CertificateState)
+    whole = state.readable_list
+    reused = whole.get(inv.generation, ctx.privileged)
     if reused is not None:
         return reused
     out = [
@@ -84,13 +98,13 @@ def readable(ctx: CheckContext) -> Iterable[CheckResult]:
         )
         for u in inv.unconfigured
     ]
-    memo = ResultMemo(ctx.cache, "certificate.readable.results")
+    memo = state.readable.begin()
     for entry in inv.entries:
         key, token = (entry.path, entry.role), (entry.outcome, ctx.privileged)
         out.append(
             memo.get(key, token) or memo.put(key, token, readable_result(entry, ctx.privileged))
         )
-    return whole.put(ctx.privileged, out)
+    return whole.put(inv.generation, ctx.privileged, out)
 
 
 @check("certificate.validity")
@@ -99,11 +113,12 @@ def validity(ctx: CheckContext) -> Iterable[CheckResult]:
     now = ctx.clock().timestamp()
     warn, crit = ctx.config.certificates.warn_days, ctx.config.certificates.critical_days
     inv = inventory(ctx)
-    whole = ListMemo(ctx.cache, "certificate.validity.list", inv.generation)
-    reused = whole.get((warn, crit), now)
+    state = ctx.kept.get(CertificateState)
+    whole = state.validity_list
+    reused = whole.get(inv.generation, (warn, crit), now)
     if reused is not None:
         return reused
-    memo = ResultMemo(ctx.cache, "certificate.validity.results")
+    memo = state.validity.begin()
     out: list[CheckResult] = []
     after, until = -math.inf, math.inf  # when some verdict of this list changes
     for entry, pem, index in inv.certificates():
@@ -120,18 +135,19 @@ def validity(ctx: CheckContext) -> Iterable[CheckResult]:
                 validity_result(entry, index, c, multi, days_left, phase, warn, crit),
             )
         )
-    return whole.put((warn, crit), out, (after, until))
+    return whole.put(inv.generation, (warn, crit), out, (after, until))
 
 
 @check("certificate.key_quality")
 def key_quality(ctx: CheckContext) -> Iterable[CheckResult]:
     """Key size, curve, exponent, ROCA fingerprint and signature hash of every certificate."""
     inv = inventory(ctx)
-    whole = ListMemo(ctx.cache, "certificate.key_quality.list", inv.generation)
-    reused = whole.get(None)
+    state = ctx.kept.get(CertificateState)
+    whole = state.key_quality_list
+    reused = whole.get(inv.generation, None)
     if reused is not None:
         return reused
-    memo = ResultMemo(ctx.cache, "certificate.key_quality.results")
+    memo = state.key_quality.begin()
     out: list[CheckResult] = []
     for entry, pem, index in inv.certificates():
         c, multi = pem.certs[index], len(pem.certs) > 1
@@ -139,7 +155,7 @@ def key_quality(ctx: CheckContext) -> Iterable[CheckResult]:
         out.append(
             memo.get(key, pem) or memo.put(key, pem, key_quality_result(entry, index, c, multi))
         )
-    return whole.put(None, out)
+    return whole.put(inv.generation, None, out)
 
 
 @check("certificate.key_match")
@@ -162,7 +178,15 @@ def key_match(ctx: CheckContext) -> Iterable[CheckResult]:
             )
         ]
     if inv.pkcs11_key is not None:
-        return [pkcs11_key_match(ctx, cert.path, cert.outcome.certs[0].spki_sha256)]
+        state = ctx.kept.get(CertificateState)
+        state.token_match = pkcs11_key_match(
+            ctx.config,
+            ctx.greengrass,
+            cert.path,
+            cert.outcome.certs[0].spki_sha256,
+            state.token_match,
+        )
+        return [state.token_match.result]
     key = inv.private_key
     if key is None or not isinstance(key.outcome, PrivateKeyFacts):
         return [
@@ -215,11 +239,11 @@ def chain(ctx: CheckContext) -> Iterable[CheckResult]:
     out: list[CheckResult] = []
     if inv.root_ca is not None and isinstance(inv.root_ca.outcome, PemCertificates):
         out.append(
-            combine("certificate.chain", inv.root_ca.path, *root_ca_findings(inv.root_ca, endpoint))
+            fold("certificate.chain", inv.root_ca.path, *root_ca_findings(inv.root_ca, endpoint))
         )
     if inv.device_cert is not None:
         findings = device_cert_findings(inv.device_cert, inv.ca_bundle, ctx.clock())
-        out.append(combine("certificate.chain", inv.device_cert.path, *findings))
+        out.append(fold("certificate.chain", inv.device_cert.path, *findings))
     return out
 
 

@@ -21,10 +21,9 @@ from typing import Any
 
 from agent.aws.endpoints import resolve_region, valid_bucket_name
 from agent.aws.errors import AwsError, ErrorKind
-from agent.aws.http import HttpClient
 from agent.aws.probe_verdicts import probe_result
 from agent.aws.probes import locate, probe_artifact, probe_bucket
-from agent.aws.refresh import LAST_AUDIT_KEY, ProbedAudit, audit_inputs
+from agent.aws.refresh import ProbedAudit, audit_inputs
 from agent.aws.s3 import S3
 from agent.aws.session import AwsSession, Budget, resolve_credentials
 from agent.aws.sts import CallerIdentity, get_caller_identity
@@ -64,9 +63,17 @@ class Audit:
     """When the credentials the probes used expire (they are fetched again after that)."""
 
 
+@dataclass
+class S3State:
+    """What the S3 checks keep from one cycle to the next."""
+
+    last_audit: ProbedAudit | None = None
+    recipes: dict[Any, Any] = field(default_factory=dict)
+    """Parsed deployed recipes by file stamp (:func:`find_deployed_artifacts`)."""
+
+
 def _audit(ctx: CheckContext) -> Audit:
-    audit: Audit = ctx.memoized("s3.audit", lambda: audit_or_reuse(ctx))
-    return audit
+    return ctx.once(audit_or_reuse)
 
 
 @check(CREDENTIALS)
@@ -99,10 +106,11 @@ CHECKS = [check_credentials, check_identity, check_buckets, check_artifacts]
 def audit_or_reuse(ctx: CheckContext) -> Audit:
     """This cycle's audit: the last one while it still stands, else a new probe of AWS."""
     cfg = ctx.config.s3
+    state = ctx.kept.get(S3State)
     deployed = (
         find_deployed_artifacts(
             ctx.greengrass,
-            ctx.cache,
+            state.recipes,
             ignore=[ctx.config.component_name],
             device=device_platform(ctx.greengrass.nucleus, lite=ctx.greengrass.lite),
         )
@@ -118,11 +126,11 @@ def audit_or_reuse(ctx: CheckContext) -> Audit:
         region=resolve_region(ctx.greengrass.region, ctx.env)[0],
         deployed=deployed,
     )
-    last = ctx.cache.get(LAST_AUDIT_KEY)
-    if isinstance(last, ProbedAudit) and last.reusable(inputs, now, cfg.refresh_seconds):
+    last = state.last_audit
+    if last is not None and last.reusable(inputs, now, cfg.refresh_seconds):
         return Audit(dict(last.results), last.credentials_expire)
     audit = run_audit(ctx, deployed, now)
-    ctx.cache[LAST_AUDIT_KEY] = ProbedAudit(inputs, audit.results, now, audit.credentials_expire)
+    state.last_audit = ProbedAudit(inputs, audit.results, now, audit.credentials_expire)
     return audit
 
 
@@ -148,9 +156,7 @@ def run_audit(ctx: CheckContext, deployed: DeployedArtifacts | None, now: dateti
             )
     budget = Budget(cfg.cycle_budget_seconds, cfg.request_timeout_seconds)
     # One client per running agent: idle keep-alive connections carry over between cycles.
-    http = ctx.cache.get("s3.http")
-    if not isinstance(http, HttpClient):
-        http = ctx.cache["s3.http"] = HttpClient()
+    http = ctx.http_client()
     region, region_origin = resolve_region(ctx.greengrass.region, ctx.env)
     secrets: tuple[str, ...] = ()
     try:

@@ -8,9 +8,11 @@ live in ``agent.subscriptions``, this module turns a Greengrass root into their 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.checks.base import CheckContext, check, result
 from agent.config import Transport
@@ -34,6 +36,9 @@ from agent.subscriptions.legacy_router import ROUTER_COMPONENT, audit_router
 from agent.subscriptions.topics import aws_iot_limit_problem, topic_problem
 from agent.yamlio import InputError
 
+if TYPE_CHECKING:  # the fetch loads the AWS client: only when fetchIotPolicy is on
+    from agent.subscriptions.iot_fetch import Fetched
+
 PUBLISH = "subscription.publish_authorized"
 LINT = "subscription.policy_lint"
 BRIDGE = "subscription.bridge"
@@ -41,11 +46,22 @@ ROUTER = "subscription.legacy_router"
 IOT_POLICY = "subscription.iot_policy"
 
 
+@dataclass
+class SubscriptionState:
+    """What the subscription checks keep from one cycle to the next."""
+
+    fetched: tuple[datetime, Fetched] | None = None
+    """When AWS IoT last told the certificate's policies, and what (``fetchIotPolicy``)."""
+    policy_file: tuple[Hashable, list[IotPolicy]] | None = None
+    """``iotPolicyFile``'s policies, under the path, files and stamps they were read from."""
+
+
+def _build_index(ctx: CheckContext) -> AccessControlIndex:
+    return index_services(ctx.greengrass.services)
+
+
 def _index(ctx: CheckContext) -> AccessControlIndex:
-    index: AccessControlIndex = ctx.memoized(
-        "subscription.access_control", lambda: index_services(ctx.greengrass.services)
-    )
-    return index
+    return ctx.once(_build_index)
 
 
 def interpolates_configuration(ctx: CheckContext) -> bool:
@@ -237,13 +253,13 @@ FETCH_TTL_SECONDS = 3600
 def fetch_iot_policies(ctx: CheckContext) -> list[CheckResult]:
     """``subscriptions.fetchIotPolicy``: the policies AWS IoT has attached to the certificate."""
     from agent.aws.errors import AwsError, ErrorKind
-    from agent.aws.http import HttpClient
-    from agent.subscriptions.iot_fetch import Fetched, fetch_policies
+    from agent.subscriptions.iot_fetch import fetch_policies
 
     now = ctx.clock()
-    cached = ctx.cache.get("subscription.iot_policy_fetch")
+    state = ctx.kept.get(SubscriptionState)
+    cached = state.fetched
     if cached is not None and 0 <= (now - cached[0]).total_seconds() < FETCH_TTL_SECONDS:
-        fetched: Fetched = cached[1]
+        fetched = cached[1]
         return iot_policy_results(ctx, fetched.policies, fetched.account)
     try:
         fetched = fetch_policies(
@@ -252,7 +268,7 @@ def fetch_iot_policies(ctx: CheckContext) -> list[CheckResult]:
             env=ctx.env,
             thing_name=ctx.thing_name,
             now=now,
-            http=ctx.cache.setdefault("s3.http", HttpClient()),
+            http=ctx.http_client(),
         )
     except (AwsError, PolicyError) as exc:
         kind = exc.kind if isinstance(exc, AwsError) else None
@@ -294,18 +310,19 @@ def fetch_iot_policies(ctx: CheckContext) -> list[CheckResult]:
                 account=fetched.account,
             )
         ]
-    ctx.cache["subscription.iot_policy_fetch"] = (now, fetched)
+    state.fetched = (now, fetched)
     return iot_policy_results(ctx, fetched.policies, fetched.account)
 
 
 def _file_policies(ctx: CheckContext, path: Path) -> list[IotPolicy]:
     files = policy_files(path)
     key = tuple(stat_key(f) for f in files)
-    cached = ctx.cache.get("subscription.iot_policy_file")
+    state = ctx.kept.get(SubscriptionState)
+    cached = state.policy_file
     if cached is not None and cached[0] == (path, files, key) and None not in key:
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
     policies = [p for f in files for p in load_policy_file(f)]
-    ctx.cache["subscription.iot_policy_file"] = ((path, files, key), policies)
+    state.policy_file = ((path, files, key), policies)
     return policies
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from agent.mqtt.connection import MqttConnection
 from agent.mqtt.settings import MqttSettings
+from agent.report import Delivery, PublishOutcome
 from agent.spool import Spool, SpoolError
-from agent.transports.base import Delivery, PublishOutcome
 
 NOT_AUTHORIZED = 0x87
 

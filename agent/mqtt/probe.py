@@ -19,14 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from concurrent.futures import TimeoutError
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from agent.checks.base import CheckContext, check, result
 from agent.config import Transport
 from agent.mqtt.connection import MqttConnection, NotConnected
 from agent.report import CheckResult, Status
 from agent.subscriptions import topics
-from agent.transports.base import PROBE_SOURCE_KEY
 
 CHECK_ID = "subscription.probe"
 MAX_FILTERS_PER_SUBSCRIBE = 8
@@ -40,6 +39,7 @@ NEVER_ACCEPTED = {
 }
 
 
+@runtime_checkable
 class ProbeSource(Protocol):
     """What the probes need from the running transport."""
 
@@ -190,10 +190,12 @@ def probe_check(ctx: CheckContext) -> Iterator[CheckResult]:
     """Probes over the running MQTT transport's connection; nothing without one (``check``)."""
     if ctx.config.transport is not Transport.MQTT or not ctx.config.mqtt.probe:
         return
-    source: ProbeSource | None = ctx.cache.get(PROBE_SOURCE_KEY)
-    if source is None or not isinstance(getattr(source, "connection", None), MqttConnection):
+    source = ctx.probe_source
+    connection = getattr(source, "connection", None)
+    if not isinstance(connection, MqttConnection):
         return
-    if source.connection.connects == 0:
+    assert isinstance(source, ProbeSource)  # the transport that owns an MqttConnection
+    if connection.connects == 0:
         # Not connected yet (the first cycle runs before the first publish): nothing verified,
         # nothing refused; agent.publish reports the connection itself.
         return
@@ -202,7 +204,7 @@ def probe_check(ctx: CheckContext) -> Iterator[CheckResult]:
         t.replace("{iot:thingName}", thing) for t in ctx.config.subscriptions.required_topics
     ]
     yield from run_probes(
-        source.connection,
+        connection,
         required,
         health_topic=source.topic,
         health_puback=source.last_health_puback,

@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.report import Status
-from agent.subscriptions.findings import Finding, Verdict
+from agent.report import Finding, Status, Verdict
 from agent.subscriptions.topics import (
     BASIC_INGEST_PREFIX,
     aws_iot_limit_problem,

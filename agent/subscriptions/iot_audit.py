@@ -21,8 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from agent.report import Status
-from agent.subscriptions.findings import Finding, Verdict
+from agent.report import Finding, Status, Verdict
 from agent.subscriptions.iot_policy import Context, IotPolicy, arn, evaluate
 from agent.subscriptions.topics import has_wildcard
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from agent.report import Status
+from agent.report import Finding, Status, Verdict
 from agent.subscriptions.authorization import AccessControlIndex, IpcPolicy, ParseProblem
-from agent.subscriptions.findings import Finding, Verdict
 from agent.subscriptions.ipc_resources import (
     THING_NAME_VARIABLE,
     is_catch_all,

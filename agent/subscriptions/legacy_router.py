@@ -13,8 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from agent.report import Status
-from agent.subscriptions.findings import Finding, Verdict
+from agent.report import Finding, Status, Verdict
 from agent.subscriptions.topics import aws_iot_limit_problem, filter_problem
 
 ROUTER_COMPONENT = "aws.greengrass.LegacySubscriptionRouter"

@@ -12,8 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from agent.report import HealthReport
-from agent.transports.base import Delivery, PublishOutcome
+from agent.report import Delivery, HealthReport, PublishOutcome
 
 
 def write_atomically(path: Path, data: bytes) -> None:

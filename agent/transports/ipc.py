@@ -12,8 +12,7 @@ from __future__ import annotations
 from agent.fold import payloads
 from agent.greengrass.ipc import IpcSession, IpcUnauthorized, IpcUnavailable
 from agent.log import get_logger
-from agent.report import HealthReport
-from agent.transports.base import Delivery, PublishOutcome
+from agent.report import Delivery, HealthReport, PublishOutcome
 
 log = get_logger(__name__)
 

@@ -27,9 +27,8 @@ from agent.mqtt.connection import MqttConnection, MqttSetupError, NotConnected
 from agent.mqtt.outcomes import Drain, Outcomes
 from agent.mqtt.settings import MqttSettings, resolve
 from agent.mqtt.will import will_payload
-from agent.report import HealthReport
+from agent.report import HealthReport, PublishOutcome
 from agent.spool import Spool, SpoolError, spool_file
-from agent.transports.base import PublishOutcome
 
 log = get_logger(__name__)
 

@@ -13,9 +13,8 @@ from typing import Protocol
 
 from agent.fold import payloads
 from agent.log import get_logger
-from agent.report import HealthReport
+from agent.report import Delivery, HealthReport, PublishOutcome
 from agent.spool import Spool, SpoolError
-from agent.transports.base import Delivery, PublishOutcome
 
 log = get_logger(__name__)
 

@@ -6,8 +6,7 @@ import json
 import sys
 from typing import TextIO
 
-from agent.report import HealthReport
-from agent.transports.base import Delivery, PublishOutcome
+from agent.report import Delivery, HealthReport, PublishOutcome
 
 
 class StdoutPublisher:

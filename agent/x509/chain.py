@@ -14,8 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from agent.report import Status
-from agent.x509.finding import Finding
+from agent.report import Finding, Status
 from agent.x509.inventory import FileEntry
 from agent.x509.parse import PemCertificates
 from agent.x509.trust import amazon_root_name, is_aws_endpoint, verify_client_certificate

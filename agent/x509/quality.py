@@ -7,8 +7,7 @@ accepts for X.509 client certificates, https://docs.aws.amazon.com/iot/latest/de
 
 from __future__ import annotations
 
-from agent.report import Status
-from agent.x509.finding import Finding
+from agent.report import Finding, Status
 from agent.x509.parse import CertFacts, KeyFacts
 
 ALLOWED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}

@@ -15,9 +15,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.report import CheckResult, Status, worst
+from agent.report import CheckResult, Status, fold
 from agent.x509 import files as reasons
-from agent.x509.finding import Finding
 from agent.x509.inventory import FileEntry, Role
 from agent.x509.parse import CertFacts, KeyFacts, PemCertificates, PrivateKeyFacts
 from agent.x509.quality import describe_public_key, key_problems
@@ -55,16 +54,21 @@ _UNKNOWN_REASONS = frozenset({reasons.IO_ERROR, TOO_MANY_FILES})
 
 
 class ResultMemo:
-    """Last cycle's results by key, reused when their token (inputs) is unchanged.
+    """Results by key, reused in the next cycle when their token (inputs) is unchanged.
 
-    Tokens are compared with ``==``; a token holding the cached parse outcome compares by
-    identity first, which is what makes a hit cheap.
+    Kept across cycles; :meth:`begin` starts a cycle, after which only what that cycle looked
+    up or put is kept for the next. Tokens are compared with ``==``; a token holding the cached
+    parse outcome compares by identity first, which is what makes a hit cheap.
     """
 
-    def __init__(self, store: dict[str, Any], name: str) -> None:
-        self._previous: dict[Hashable, tuple[Any, CheckResult]] = store.get(name) or {}
+    def __init__(self) -> None:
+        self._previous: dict[Hashable, tuple[Any, CheckResult]] = {}
         self._current: dict[Hashable, tuple[Any, CheckResult]] = {}
-        store[name] = self._current
+
+    def begin(self) -> ResultMemo:
+        """Start a cycle: the last one's results become the reusable ones."""
+        self._previous, self._current = self._current, {}
+        return self
 
     def get(self, key: Hashable, token: Any) -> CheckResult | None:
         """The reusable result, or None."""
@@ -90,24 +94,22 @@ class _Listed:
 
 
 class ListMemo:
-    """Last cycle's whole result list of one check, for a cycle in which no file changed.
+    """The last whole result list of one check, for a cycle in which no file changed.
 
     The list is reused when the inventory is of the generation it was made from
     (:attr:`Inventory.generation`: the same files), its token (thresholds, privilege) is
     equal, and the clock is still strictly inside the window in which all its verdicts stand.
     """
 
-    def __init__(self, store: dict[str, Any], name: str, generation: object) -> None:
-        self._store = store
-        self._name = name
-        self._generation = generation
+    def __init__(self) -> None:
+        self._last: _Listed | None = None
 
-    def get(self, token: Any, now: float = 0.0) -> list[CheckResult] | None:
+    def get(self, generation: object, token: Any, now: float = 0.0) -> list[CheckResult] | None:
         """The reusable list, or None."""
-        hit = self._store.get(self._name)
+        hit = self._last
         if (
-            isinstance(hit, _Listed)
-            and hit.generation is self._generation
+            hit is not None
+            and hit.generation is generation
             and hit.token == token
             and hit.valid_after < now < hit.valid_until
         ):
@@ -116,12 +118,13 @@ class ListMemo:
 
     def put(
         self,
+        generation: object,
         token: Any,
         results: list[CheckResult],
         window: tuple[float, float] = (-math.inf, math.inf),
     ) -> list[CheckResult]:
         """Remember ``results`` for the next cycle and return them."""
-        self._store[self._name] = _Listed(self._generation, token, results, *window)
+        self._last = _Listed(generation, token, results, *window)
         return results
 
 
@@ -267,26 +270,8 @@ def _key_verdict(
     if not findings:
         sig = f", {signature_hash} signature" if signature_hash else ""
         return Status.OK, f"{describe_public_key(key)} key{sig}", details, ""
-    made = combine("certificate.key_quality", "", findings, "", details)
+    made = fold("certificate.key_quality", "", findings, "", details)
     return made.status, made.message, dict(made.details), made.remediation or ""
-
-
-def combine(
-    check_id: str, target: str, findings: list[Finding], ok_message: str, details: dict[str, Any]
-) -> CheckResult:
-    """One result per target: the worst finding sets the status, all problems the message."""
-    bad = [f for f in findings if f.status is not Status.OK]
-    if not bad:
-        return CheckResult(check_id, Status.OK, target, ok_message, details)
-    top = max(bad, key=lambda f: f.status.severity)
-    return CheckResult(
-        check_id,
-        worst(f.status for f in bad),
-        target,
-        "; ".join(f.message for f in bad),
-        {**details, "reason": top.reason, "reasons": [f.reason for f in bad]},
-        " ".join(dict.fromkeys(f.remediation for f in bad if f.remediation)),
-    )
 
 
 def _what(role: Role, subject: str) -> str:

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from agent.checks.base import CheckContext
-from agent.greengrass.root import PKCS11_PROVIDER
+from agent.config import AgentConfig
+from agent.greengrass.root import PKCS11_PROVIDER, GreengrassRoot
 from agent.report import CheckResult, Status
 from agent.x509.inventory import redact_pkcs11
 from agent.x509.parse import spki_sha256
 
 CHECK_ID = "certificate.key_match"
-CACHE_KEY = "certificate.key_match.pkcs11"
 
 # Reasons that prove the nucleus cannot use the key either (CRITICAL), as opposed to the agent
 # lacking a way to look (UNKNOWN). Reasons come from agent.pkcs11.Pkcs11Error.
@@ -31,39 +31,55 @@ _DEFECTS = frozenset({
 })  # fmt: skip
 
 
-def _settings_fingerprint(ctx: CheckContext, uri: str, cert_spki: bytes) -> str:
-    # A digest, not the values: the PIN must not sit in the cache in clear.
-    pin = ctx.config.pkcs11.user_pin
+@dataclass(frozen=True)
+class TokenVerdict:
+    """A verdict and a digest of everything it was judged from, to reuse it until one changes."""
+
+    fingerprint: str
+    result: CheckResult
+
+
+def _settings_fingerprint(
+    config: AgentConfig, greengrass: GreengrassRoot, uri: str, cert_spki: bytes
+) -> str:
+    # A digest, not the values: the PIN must not sit in the agent's memory of verdicts in clear.
+    pin = config.pkcs11.user_pin
     material = {
         "uri": uri,
-        "library": str(ctx.config.pkcs11.library),
-        "slot": ctx.config.pkcs11.slot,
+        "library": str(config.pkcs11.library),
+        "slot": config.pkcs11.slot,
         "pin": pin.get_secret_value() if pin is not None else None,
-        "provider": dict(ctx.greengrass.service_configuration(PKCS11_PROVIDER)),
+        "provider": dict(greengrass.service_configuration(PKCS11_PROVIDER)),
         "cert": cert_spki.hex(),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def pkcs11_key_match(ctx: CheckContext, cert_path: str, cert_spki: bytes) -> CheckResult:
-    """The verdict for the device certificate ``cert_path`` against the token key."""
-    uri = ctx.greengrass.path("privateKeyPath") or ""
-    fingerprint = _settings_fingerprint(ctx, uri, cert_spki)
-    cached: tuple[str, CheckResult] | None = ctx.cache.get(CACHE_KEY)
-    if cached is not None and cached[0] == fingerprint:
-        return cached[1]
-    verdict = _judge(ctx, uri, cert_path, cert_spki)
-    ctx.cache[CACHE_KEY] = (fingerprint, verdict)
-    return verdict
+def pkcs11_key_match(
+    config: AgentConfig,
+    greengrass: GreengrassRoot,
+    cert_path: str,
+    cert_spki: bytes,
+    last: TokenVerdict | None,
+) -> TokenVerdict:
+    """The verdict for the device certificate ``cert_path`` against the token key: ``last``
+    again when nothing it was judged from changed."""
+    uri = greengrass.path("privateKeyPath") or ""
+    fingerprint = _settings_fingerprint(config, greengrass, uri, cert_spki)
+    if last is not None and last.fingerprint == fingerprint:
+        return last
+    return TokenVerdict(fingerprint, _judge(config, greengrass, uri, cert_path, cert_spki))
 
 
-def _judge(ctx: CheckContext, uri: str, cert_path: str, cert_spki: bytes) -> CheckResult:
+def _judge(
+    config: AgentConfig, greengrass: GreengrassRoot, uri: str, cert_path: str, cert_spki: bytes
+) -> CheckResult:
     from agent.pkcs11 import Pkcs11Error, device_public_key  # loads the PKCS#11 binding
 
     shown = redact_pkcs11(uri)
     details: dict[str, Any] = {"key_uri": shown, "certificate_spki_sha256": cert_spki.hex()}
     try:
-        public_key = device_public_key(uri, ctx.config, ctx.greengrass)
+        public_key = device_public_key(uri, config, greengrass)
     except Pkcs11Error as exc:
         status = Status.CRITICAL if exc.reason in _DEFECTS else Status.UNKNOWN
         return CheckResult(

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from agent.checks.certificates import CACHE_KEY, MEMO_KEY, inventory
+from agent.checks.base import Kept
+from agent.checks.certificates import CertificateState, inventory
 from agent.greengrass.root import GreengrassRoot
 from agent.report import Status
 from tests.certificates.conftest import Run, one
@@ -48,15 +49,15 @@ def test_all_checks_share_one_parse_per_cycle(
     all_checks = _rchar() - before
     assert one_check > 60 * 500  # the files were really read
     assert all_checks < one_check * 1.5  # ...and not once per check
-    assert MEMO_KEY in ctx.memo
+    assert inventory(ctx) is inventory(ctx)  # one inventory per cycle
 
 
 def test_unchanged_files_are_not_read_again(gg_root: GreengrassRoot, many: Path, run: Run) -> None:
-    cache: dict[str, Any] = {}
-    first = make_context(gg_root, _config(many), cache=cache)
+    kept = Kept()
+    first = make_context(gg_root, _config(many), kept=kept)
     first_results = run(first)
     before = _rchar()
-    second = make_context(gg_root, _config(many), cache=cache)
+    second = make_context(gg_root, _config(many), kept=kept)
     second_results = run(second)
     assert _rchar() - before < 60 * 300  # stat only: no PEM read back
     old = {e.path: e.outcome for e in inventory(first).entries}
@@ -69,26 +70,26 @@ def test_unchanged_files_are_not_read_again(gg_root: GreengrassRoot, many: Path,
 def test_rewritten_file_is_parsed_again(
     gg_root: GreengrassRoot, many: Path, device_ca: Issued, run: Run
 ) -> None:
-    cache: dict[str, Any] = {}
+    kept = Kept()
     target = many / "c00.pem"
-    r = one(run(make_context(gg_root, _config(many), cache=cache), "certificate.validity"), target)
+    r = one(run(make_context(gg_root, _config(many), kept=kept), "certificate.validity"), target)
     assert r.details["days_left"] == 20
     write(target, make_device_cert(device_ca, "c0", key=ec_key(), not_after=NOW + 3 * DAY).pem())
-    r = one(run(make_context(gg_root, _config(many), cache=cache), "certificate.validity"), target)
+    r = one(run(make_context(gg_root, _config(many), kept=kept), "certificate.validity"), target)
     assert (r.status, r.details["days_left"]) == (Status.CRITICAL, 3)
 
 
 def test_chmod_alone_invalidates_the_cached_version(
     gg_root: GreengrassRoot, many: Path, run: Run
 ) -> None:
-    cache: dict[str, Any] = {}
+    kept = Kept()
     target = str(many / "c01.pem")
-    first = make_context(gg_root, _config(many), cache=cache)
+    first = make_context(gg_root, _config(many), kept=kept)
     run(first, "certificate.readable")
     mtime = os.stat(target).st_mtime_ns
     os.chmod(target, 0o600)  # changes ctime, not mtime
     assert os.stat(target).st_mtime_ns == mtime
-    second = make_context(gg_root, _config(many), cache=cache)
+    second = make_context(gg_root, _config(many), kept=kept)
     run(second, "certificate.readable")
     old = {e.path: e.outcome for e in inventory(first).entries}
     new = {e.path: e.outcome for e in inventory(second).entries}
@@ -96,28 +97,30 @@ def test_chmod_alone_invalidates_the_cached_version(
 
 
 def test_removed_files_leave_the_cache(gg_root: GreengrassRoot, many: Path, run: Run) -> None:
-    cache: dict[str, Any] = {}
-    run(make_context(gg_root, _config(many), cache=cache), "certificate.readable")
-    assert (str(many / "c05.pem"), "member") in cache[CACHE_KEY]
+    kept = Kept()
+    run(make_context(gg_root, _config(many), kept=kept), "certificate.readable")
+    assert (str(many / "c05.pem"), "member") in kept.get(CertificateState).files
     (many / "c05.pem").unlink()
-    run(make_context(gg_root, _config(many), cache=cache), "certificate.readable")
-    assert (str(many / "c05.pem"), "member") not in cache[CACHE_KEY]
-    assert len(cache[CACHE_KEY]) == 59 + 3  # the rest, plus device cert, key and root CA
+    run(make_context(gg_root, _config(many), kept=kept), "certificate.readable")
+    assert (str(many / "c05.pem"), "member") not in kept.get(CertificateState).files
+    assert (
+        len(kept.get(CertificateState).files) == 59 + 3
+    )  # the rest, plus device cert, key and root CA
 
 
 def test_validity_follows_the_clock_on_cached_facts(
     gg_root: GreengrassRoot, many: Path, run: Run
 ) -> None:
-    cache: dict[str, Any] = {}
+    kept = Kept()
     target = many / "c59.pem"  # 79 days left at NOW
-    r = one(run(make_context(gg_root, _config(many), cache=cache), "certificate.validity"), target)
+    r = one(run(make_context(gg_root, _config(many), kept=kept), "certificate.validity"), target)
     assert (r.status, r.details["days_left"]) == (Status.OK, 79)
-    later = make_context(gg_root, _config(many), cache=cache, now=NOW + 60 * DAY)
+    later = make_context(gg_root, _config(many), kept=kept, now=NOW + 60 * DAY)
     r = one(run(later, "certificate.validity"), target)
     assert (r.status, r.details["days_left"]) == (Status.WARNING, 19)
     r = one(
         run(
-            make_context(gg_root, _config(many), cache=cache, now=NOW + 80 * DAY),
+            make_context(gg_root, _config(many), kept=kept, now=NOW + 80 * DAY),
             "certificate.validity",
         ),
         target,
@@ -128,19 +131,17 @@ def test_validity_follows_the_clock_on_cached_facts(
 def test_thresholds_changed_live_are_applied_to_cached_facts(
     gg_root: GreengrassRoot, many: Path, run: Run
 ) -> None:
-    cache: dict[str, Any] = {}
+    kept = Kept()
     target = many / "c40.pem"  # 60 days left
     assert (
         one(
-            run(make_context(gg_root, _config(many), cache=cache), "certificate.validity"), target
+            run(make_context(gg_root, _config(many), kept=kept), "certificate.validity"), target
         ).status
         is Status.OK
     )
     stricter = {"certificates": {"extraPaths": [str(many)], "warnDays": 90}}
     assert (
-        one(
-            run(make_context(gg_root, stricter, cache=cache), "certificate.validity"), target
-        ).status
+        one(run(make_context(gg_root, stricter, kept=kept), "certificate.validity"), target).status
         is Status.WARNING
     )
 
@@ -148,8 +149,8 @@ def test_thresholds_changed_live_are_applied_to_cached_facts(
 def test_privilege_is_part_of_a_reused_verdict(
     tmp_path: Path, gg_root: GreengrassRoot, run: Run
 ) -> None:
-    cache: dict[str, Any] = {}
-    ok = run(make_context(gg_root, cache=cache, privileged=True), "certificate.readable")
-    again = run(make_context(gg_root, cache=cache, privileged=False), "certificate.readable")
+    kept = Kept()
+    ok = run(make_context(gg_root, kept=kept, privileged=True), "certificate.readable")
+    again = run(make_context(gg_root, kept=kept, privileged=False), "certificate.readable")
     assert [r.status for r in ok] == [r.status for r in again] == [Status.OK] * 3
     assert not any(a is b for a, b in zip(ok, again, strict=True))

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from agent.checks.base import Kept
 from agent.greengrass.root import PKCS11_PROVIDER, GreengrassRoot
 from agent.report import CheckResult, Status
 from tests.peers.softhsm import SoftHsm
@@ -27,11 +28,11 @@ def _root(tmp_path: Path, device: Issued, uri: str, provider: dict[str, Any]) ->
 
 
 def _key_match(
-    root: GreengrassRoot, config: dict[str, Any] | None = None, cache: dict[str, Any] | None = None
+    root: GreengrassRoot, config: dict[str, Any] | None = None, kept: Kept | None = None
 ) -> list[CheckResult]:
     from agent.checks.certificates import key_match
 
-    return list(key_match(make_context(root, config, cache=cache)))
+    return list(key_match(make_context(root, config, kept=kept)))
 
 
 def _provider(hsm: SoftHsm, pin: str | None = None) -> dict[str, Any]:
@@ -85,15 +86,15 @@ def test_wrong_pin_is_critical_tried_once_and_never_shown(
         softhsm.rsa.uri,
         _provider(softhsm, pin="999999"),
     )
-    cache: dict[str, Any] = {}
-    [first] = _key_match(root, cache=cache)
+    kept = Kept()
+    [first] = _key_match(root, kept=kept)
     assert (first.status, first.details["reason"]) == (Status.CRITICAL, "bad_pin")
     assert "999999" not in repr(first.to_dict())
     # The next cycle reuses the verdict instead of logging in again (tokens lock after a few).
-    [again] = _key_match(root, cache=cache)
+    [again] = _key_match(root, kept=kept)
     assert again is first
     # A corrected PIN in the agent's own pkcs11.* settings is tried at once.
-    [fixed] = _key_match(root, {"pkcs11": {"userPin": softhsm.user_pin}}, cache=cache)
+    [fixed] = _key_match(root, {"pkcs11": {"userPin": softhsm.user_pin}}, kept=kept)
     assert fixed.status is Status.OK
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from agent.checks.certificates import CACHE_KEY
+from agent.checks.base import Kept
+from agent.checks.certificates import CertificateState
 from agent.greengrass.root import GreengrassRoot
 from agent.report import Status
 from tests.certificates.conftest import Run, one
@@ -32,8 +33,8 @@ def _config(store: Path, **certificates: Any) -> dict[str, Any]:
     return {"certificates": {"extraPaths": [str(store)], **certificates}}
 
 
-def _lists(run: Run, gg_root: GreengrassRoot, store: Path, cache: dict[str, Any], **kw: Any) -> Any:
-    ctx = make_context(gg_root, _config(store), cache=cache, **kw)
+def _lists(run: Run, gg_root: GreengrassRoot, store: Path, kept: Kept, **kw: Any) -> Any:
+    ctx = make_context(gg_root, _config(store), kept=kept, **kw)
     return {cid: run(ctx, cid) for cid in PER_FILE}
 
 
@@ -42,14 +43,14 @@ def test_an_unchanged_cycle_hands_back_the_same_lists(
 ) -> None:
     from agent.checks.certificates import CHECKS
 
-    cache: dict[str, Any] = {}
+    kept = Kept()
     # Day counts change at 18:00 (NOW + whole days) and 00:00 (Amazon Root CA 1's notAfter).
-    ctx = make_context(gg_root, _config(store), cache=cache, now=NOW + dt.timedelta(hours=1))
+    ctx = make_context(gg_root, _config(store), kept=kept, now=NOW + dt.timedelta(hours=1))
     first = {c.id: c(ctx) for c in CHECKS if c.id in PER_FILE}
-    ctx = make_context(gg_root, _config(store), cache=cache, now=NOW + dt.timedelta(hours=5))
+    ctx = make_context(gg_root, _config(store), kept=kept, now=NOW + dt.timedelta(hours=5))
     second = {c.id: c(ctx) for c in CHECKS if c.id in PER_FILE}
     assert all(second[cid] is first[cid] for cid in PER_FILE)
-    ctx = make_context(gg_root, _config(store), cache=cache, now=NOW + dt.timedelta(hours=7))
+    ctx = make_context(gg_root, _config(store), kept=kept, now=NOW + dt.timedelta(hours=7))
     third = {c.id: c(ctx) for c in CHECKS if c.id in PER_FILE}
     assert third["certificate.validity"] is not first["certificate.validity"]  # midnight passed
     assert third["certificate.key_quality"] is first["certificate.key_quality"]
@@ -59,44 +60,44 @@ def test_an_unchanged_cycle_hands_back_the_same_lists(
 def test_a_change_is_seen_even_when_the_check_skipped_the_cycle_it_happened_in(
     gg_root: GreengrassRoot, store: Path, device_ca: Issued, run: Run
 ) -> None:
-    cache: dict[str, Any] = {}
+    kept = Kept()
     target = store / "sub0" / "c00.pem"
-    before = one(_lists(run, gg_root, store, cache)["certificate.validity"], target)
+    before = one(_lists(run, gg_root, store, kept)["certificate.validity"], target)
     assert before.details["days_left"] == 40
     write(target, make_device_cert(device_ca, "c0", key=ec_key(), not_after=NOW + 2 * DAY).pem())
     # Only certificate.readable runs in the cycle that sees the new file...
-    run(make_context(gg_root, _config(store), cache=cache), "certificate.readable")
+    run(make_context(gg_root, _config(store), kept=kept), "certificate.readable")
     # ...and the next cycle, with the same files again, must not take validity's old list.
-    after = one(_lists(run, gg_root, store, cache)["certificate.validity"], target)
+    after = one(_lists(run, gg_root, store, kept)["certificate.validity"], target)
     assert (after.status, after.details["days_left"]) == (Status.CRITICAL, 2)
 
 
 def test_validity_is_judged_again_when_a_day_count_changes(
     gg_root: GreengrassRoot, store: Path, run: Run
 ) -> None:
-    cache: dict[str, Any] = {}
+    kept = Kept()
     target = store / "sub0" / "c00.pem"  # notAfter = NOW + 40 days exactly
-    first = _lists(run, gg_root, store, cache)["certificate.validity"]
+    first = _lists(run, gg_root, store, kept)["certificate.validity"]
     assert one(first, target).details["days_left"] == 40
-    still = _lists(run, gg_root, store, cache, now=NOW + dt.timedelta(seconds=1))[
+    still = _lists(run, gg_root, store, kept, now=NOW + dt.timedelta(seconds=1))[
         "certificate.validity"
     ]
     assert one(still, target).details["days_left"] == 39  # 39.99999 days left
-    later = _lists(run, gg_root, store, cache, now=NOW + 11 * DAY)["certificate.validity"]
+    later = _lists(run, gg_root, store, kept, now=NOW + 11 * DAY)["certificate.validity"]
     assert one(later, target).status is Status.WARNING  # 29 days < warnDays 30
-    earlier = _lists(run, gg_root, store, cache, now=NOW - DAY)["certificate.validity"]
+    earlier = _lists(run, gg_root, store, kept, now=NOW - DAY)["certificate.validity"]
     assert one(earlier, target).details["days_left"] == 41  # the clock stepped back
 
 
 def test_thresholds_and_privilege_are_part_of_a_reused_list(
     gg_root: GreengrassRoot, store: Path, run: Run
 ) -> None:
-    cache: dict[str, Any] = {}
+    kept = Kept()
     target = store / "sub0" / "c00.pem"
-    privileged = run(make_context(gg_root, _config(store), cache=cache), "certificate.readable")
-    strict = make_context(gg_root, _config(store, warnDays=60), cache=cache)
+    privileged = run(make_context(gg_root, _config(store), kept=kept), "certificate.readable")
+    strict = make_context(gg_root, _config(store, warnDays=60), kept=kept)
     assert one(run(strict, "certificate.validity"), target).status is Status.WARNING
-    unprivileged = make_context(gg_root, _config(store), cache=cache, privileged=False)
+    unprivileged = make_context(gg_root, _config(store), kept=kept, privileged=False)
     again = run(unprivileged, "certificate.readable")
     assert not any(a is b for a, b in zip(privileged, again, strict=True))
 
@@ -104,22 +105,22 @@ def test_thresholds_and_privilege_are_part_of_a_reused_list(
 def test_a_file_added_to_a_known_directory_is_read_and_reported(
     gg_root: GreengrassRoot, store: Path, device_ca: Issued, run: Run
 ) -> None:
-    cache: dict[str, Any] = {}
-    assert len(_lists(run, gg_root, store, cache)["certificate.readable"]) == 12 + 3
+    kept = Kept()
+    assert len(_lists(run, gg_root, store, kept)["certificate.readable"]) == 12 + 3
     new = write(store / "sub1" / "new.pem", make_device_cert(device_ca, "new").pem())
-    found = _lists(run, gg_root, store, cache)
+    found = _lists(run, gg_root, store, kept)
     assert len(found["certificate.readable"]) == 12 + 4
     assert one(found["certificate.key_quality"], new).status is Status.OK
-    assert (str(new), "member") in cache[CACHE_KEY]
+    assert (str(new), "member") in kept.get(CertificateState).files
 
 
 def test_a_file_replaced_by_a_non_certificate_leaves_the_report(
     gg_root: GreengrassRoot, store: Path, run: Run
 ) -> None:
-    cache: dict[str, Any] = {}
+    kept = Kept()
     target = store / "sub2" / "c02.pem"
-    assert one(_lists(run, gg_root, store, cache)["certificate.readable"], target)
+    assert one(_lists(run, gg_root, store, kept)["certificate.readable"], target)
     write(target, "just a note, no certificate in here\n")
-    found = _lists(run, gg_root, store, cache)["certificate.readable"]
+    found = _lists(run, gg_root, store, kept)["certificate.readable"]
     assert str(target) not in {r.target for r in found}
     assert len(found) == 12 + 2

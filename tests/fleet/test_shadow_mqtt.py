@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agent.report import CheckResult, HealthReport, Status
+from agent.report import CheckResult, Delivery, HealthReport, Status
 from agent.shadow import MAX_STATE_BYTES, ShadowOutcome, ShadowReporter, mqtt_publish
 from agent.spool import Spool
-from agent.transports.base import Delivery
 from agent.transports.mqtt import MqttPublisher
 from tests.mqtt.helpers import TOPIC, settings_for, wait_for
 from tests.peers.mosquitto import Mosquitto, Subscriber

@@ -9,7 +9,7 @@ import pytest
 from agent.checks.base import CheckContext
 from agent.config import build_config
 from agent.mqtt.connection import MqttConnection
-from agent.mqtt.probe import CHECK_ID, PROBE_SOURCE_KEY, filter_problem, probe_check, run_probes
+from agent.mqtt.probe import CHECK_ID, filter_problem, probe_check, run_probes
 from agent.report import Status
 from tests.mqtt.helpers import TOPIC, settings_for
 from tests.peers.mosquitto import Mosquitto
@@ -119,7 +119,7 @@ def test_the_check_uses_the_running_transport_connection(
             "subscriptions": {"requiredTopics": ["cmd/{iot:thingName}/#", "cmd/nope"]},
         }
     )
-    ctx = CheckContext(config=config, greengrass=root, cache={PROBE_SOURCE_KEY: source})
+    ctx = CheckContext(config=config, greengrass=root, probe_source=source)
     results = by_target(list(probe_check(ctx)))
     assert results[TOPIC].status is Status.OK
     assert results[f"cmd/{THING}/#"].status is Status.OK
@@ -127,11 +127,17 @@ def test_the_check_uses_the_running_transport_connection(
     # Before the transport's first connection there is nothing to report either way.
     fresh = Source()
     fresh.connection = MqttConnection(connection.settings)  # type: ignore[attr-defined]
-    early = CheckContext(config=config, greengrass=root, cache={PROBE_SOURCE_KEY: fresh})
+    early = CheckContext(config=config, greengrass=root, probe_source=fresh)
     assert list(probe_check(early)) == []
     # Without a running MQTT transport (the one-shot ``check``) there is nothing to probe with.
     assert list(probe_check(CheckContext(config=config, greengrass=root))) == []
     ipc = build_config({"subscriptions": {"requiredTopics": ["cmd/nope"]}})
-    assert list(probe_check(CheckContext(config=ipc, greengrass=root, cache=ctx.cache))) == []
+    assert (
+        list(probe_check(CheckContext(config=ipc, greengrass=root, probe_source=ctx.probe_source)))
+        == []
+    )
     off = build_config({"transport": "mqtt", "mqtt": {"probe": False}})
-    assert list(probe_check(CheckContext(config=off, greengrass=root, cache=ctx.cache))) == []
+    assert (
+        list(probe_check(CheckContext(config=off, greengrass=root, probe_source=ctx.probe_source)))
+        == []
+    )

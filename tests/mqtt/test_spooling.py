@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from agent.greengrass.ipc import IpcSession, IpcUnauthorized, IpcUnavailable
-from agent.report import CheckResult, HealthReport, Status
+from agent.report import CheckResult, Delivery, HealthReport, PublishOutcome, Status
 from agent.spool import Spool
-from agent.transports.base import Delivery, PublishOutcome
 from agent.transports.spooling import SpoolingPublisher
 from tests.nucleus.standin import NucleusStandIn
 

@@ -11,9 +11,8 @@ import pytest
 from agent.config import build_config
 from agent.errors import ConfigError
 from agent.mqtt.will import is_will
-from agent.report import CheckResult, HealthReport, Status
+from agent.report import CheckResult, Delivery, HealthReport, Status
 from agent.spool import Spool
-from agent.transports.base import Delivery
 from agent.transports.mqtt import MqttPublisher
 from tests.mqtt.helpers import (
     TOPIC,

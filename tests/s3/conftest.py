@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.checks.base import CheckContext
+from agent.checks.base import CheckContext, Kept
 from agent.checks.s3 import CHECKS
 from agent.config import build_config
 from agent.greengrass.recipes import legacy_recipe_file_name, recipe_file_name
@@ -278,13 +278,13 @@ def run_s3() -> Run:
         root: Path,
         env: Mapping[str, str],
         config: Mapping[str, Any] | None = None,
-        cache: dict[str, Any] | None = None,
+        kept: Kept | None = None,
     ) -> list[CheckResult]:
         ctx = CheckContext(
             config=build_config(dict(config or {})),
             greengrass=load_root(root),
             env=dict(env),
-            cache=cache if cache is not None else {},
+            kept=kept if kept is not None else Kept(),
         )
         return run_checks(CHECKS, ctx)
 

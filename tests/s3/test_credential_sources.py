@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from agent.checks.base import Kept
 from agent.report import CheckResult, Status
 from tests.peers.iot_credentials import IotCredentialsProvider
 from tests.peers.tes import TokenExchangeService
@@ -361,14 +362,14 @@ def test_x509_picks_up_a_rotated_certificate_at_the_same_path(
     iot_credentials.serve(world.role_creds)
     root = x509_root(root_builder, iot_credentials)
     config = s3_config(world, credentials={"source": "x509"}, requestTimeoutSeconds=2)
-    cache: dict[str, object] = {}  # carried across cycles, as in a running agent
-    first = run_s3(root, base_env(world, tmp_path), config, cache)
+    kept = Kept()  # carried across cycles, as in a running agent
+    first = run_s3(root, base_env(world, tmp_path), config, kept)
     assert by_target(first, "s3.credentials")["x509"].status is Status.OK
     # Rotate to a certificate from a CA the endpoint does not trust, at the same paths.
     stranger = leaf(tmp_path / "other", ca(tmp_path / "other", "Unknown CA"), "pi-42", server=False)
     iot_credentials.device.cert_path.write_bytes(stranger.cert_path.read_bytes())
     iot_credentials.device.key_path.write_bytes(stranger.key_path.read_bytes())
     before = len(iot_credentials.requests)
-    second = run_s3(root, base_env(world, tmp_path), config, cache)
+    second = run_s3(root, base_env(world, tmp_path), config, kept)
     assert by_target(second, "s3.credentials")["x509"].status is not Status.OK
     assert len(iot_credentials.requests) == before  # the endpoint refused the new certificate

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agent.checks.base import CheckContext
+from agent.checks.base import CheckContext, Kept
 from agent.checks.s3 import CHECKS
 from agent.config import build_config
 from agent.greengrass.root import load_root
@@ -105,7 +105,7 @@ class Agent:
 
     def __init__(self, root: Path, env: Mapping[str, str], cfg: dict[str, Any]) -> None:
         self.root, self.env, self.cfg = root, dict(env), cfg
-        self.cache: dict[str, Any] = {}
+        self.kept = Kept()
 
     def cycle(self, at: datetime) -> list[CheckResult]:
         ctx = CheckContext(
@@ -113,7 +113,7 @@ class Agent:
             greengrass=load_root(self.root),
             env=self.env,
             clock=lambda: at,
-            cache=self.cache,
+            kept=self.kept,
         )
         return run_checks(CHECKS, ctx)
 

@@ -14,6 +14,8 @@ import yaml
 
 from agent.checks.registry import checks_for
 from agent.checks.subscriptions import (
+    SubscriptionState,
+    _index,
     bridge,
     iot_policy,
     legacy_router,
@@ -174,7 +176,7 @@ def test_policy_lint_on_a_realistic_root(root: Path) -> None:
     assert len(results) == 9  # 7 pubsub policies, the tunnel's, the agent's own
     assert results[f"{AGENT}/{AGENT}:mqttproxy:1"].status is Status.OK
     assert results["DoAll2/policyId6"].status is Status.WARNING
-    assert "subscription.access_control" in ctx.memo  # parsed once, shared with the other check
+    assert _index(ctx) is _index(ctx)  # parsed once, shared with the other check
 
 
 def test_bridge_and_router_on_a_realistic_root(root: Path) -> None:
@@ -213,9 +215,9 @@ def test_iot_policy_file(root: Path, tmp_path: Path) -> None:
     assert result.target == "policy"
 
     # A change of the file is seen on the next cycle; an unchanged file is not re-read.
-    cached = ctx.cache["subscription.iot_policy_file"]
+    cached = ctx.kept.get(SubscriptionState).policy_file
     assert _one(iot_policy(ctx)).status is Status.OK
-    assert ctx.cache["subscription.iot_policy_file"] is cached
+    assert ctx.kept.get(SubscriptionState).policy_file is cached
     document["Statement"].pop()
     policy.write_text(json.dumps(document, indent=1))
     assert _one(iot_policy(ctx)).status is Status.CRITICAL

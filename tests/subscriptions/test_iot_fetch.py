@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from agent.checks.subscriptions import FETCH_TTL_SECONDS, iot_policy
+from agent.checks.base import Kept
+from agent.checks.subscriptions import FETCH_TTL_SECONDS, SubscriptionState, iot_policy
 from agent.report import CheckResult, Status
 from tests.peers.moto import ACCOUNT, REGION, MotoServer
 from tests.peers.silent import Canned, canned  # noqa: F401  (fixture)
@@ -88,14 +89,12 @@ class Device:
         }
         self.root = root
 
-    def check(
-        self, now: dt.datetime = NOW, cache: dict[str, Any] | None = None
-    ) -> list[CheckResult]:
+    def check(self, now: dt.datetime = NOW, kept: Kept | None = None) -> list[CheckResult]:
         ctx = make_context(self.root, subscriptions={"fetchIotPolicy": True})
         ctx.env = self.env
         ctx.clock = lambda: now
-        if cache is not None:
-            ctx.cache = cache
+        if kept is not None:
+            ctx.kept = kept
         return list(iot_policy(ctx))
 
 
@@ -121,13 +120,13 @@ def test_attached_policies_are_fetched_and_evaluated(moto_iot: MotoServer, root:
 
 def test_fetched_policies_are_cached_for_an_hour(moto_iot: MotoServer, root: Path) -> None:
     device = Device(moto_iot, root, {"Core": _core_policy("{role_alias}")})
-    cache: dict[str, Any] = {}
-    first = device.check(cache=cache)
-    entry = cache["subscription.iot_policy_fetch"]
-    assert device.check(NOW + dt.timedelta(minutes=30), cache) == first
-    assert cache["subscription.iot_policy_fetch"] is entry
-    device.check(NOW + dt.timedelta(seconds=FETCH_TTL_SECONDS + 1), cache)
-    assert cache["subscription.iot_policy_fetch"] is not entry
+    kept = Kept()
+    first = device.check(kept=kept)
+    entry = kept.get(SubscriptionState).fetched
+    assert device.check(NOW + dt.timedelta(minutes=30), kept) == first
+    assert kept.get(SubscriptionState).fetched is entry
+    device.check(NOW + dt.timedelta(seconds=FETCH_TTL_SECONDS + 1), kept)
+    assert kept.get(SubscriptionState).fetched is not entry
 
 
 def test_a_missing_role_alias_permission_is_critical(moto_iot: MotoServer, root: Path) -> None:
