@@ -16,7 +16,7 @@ from agent.errors import AgentError
 from agent.greengrass.root import DEFAULT_ROOT
 
 if TYPE_CHECKING:
-    from agent.settings import Settings
+    from agent.runner import Settings
 
 EXIT_UNKNOWN = 3
 
@@ -126,9 +126,8 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from agent.check_once import check_once
     from agent.render import render_text
-    from agent.settings import load_settings
+    from agent.runner import check_once, load_settings
 
     settings = load_settings(args.greengrass_root, args.config, _flags(args))
     report = check_once(settings, args.only)
@@ -142,10 +141,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     import os
 
-    from agent.config import Transport
+    from agent.config.models import Transport
     from agent.log import send_to_stdout, stdout_levels
+    from agent.runner import load_settings
     from agent.service import run_service
-    from agent.settings import load_settings
 
     stdout_reserved = False
 

@@ -236,9 +236,8 @@ def build_demo_root(root: Path, now: datetime | None = None) -> Path:
 
 def run_demo(directory: Path | None) -> int:
     """Build the root, check it, print the text report; 0 whenever the demo ran."""
-    from agent.check_once import check_once
     from agent.render import render_text
-    from agent.settings import load_settings
+    from agent.runner import check_once, load_settings
 
     keep = directory is not None
     root = directory or Path(tempfile.mkdtemp(prefix="gghealth-demo-"))

@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote_to_bytes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from agent.config import AgentConfig
+from agent.config.models import AgentConfig
 from agent.errors import AgentError
 from agent.greengrass.root import PKCS11_PROVIDER, GreengrassRoot
 

@@ -1,19 +1,91 @@
-"""Runs checks so that none can take the agent down, and builds the report of a cycle."""
+"""One check cycle: the settings it runs on, the checks run so that none can take the agent
+down, and the report they make. The body of ``check`` and of each ``run`` cycle."""
 
 from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from agent import __version__
-from agent.checks.base import Check, CheckContext
+from agent.checks.base import Check, CheckContext, Kept
+from agent.checks.registry import AREAS, checks_for
+from agent.config.layering import component_name, layered_config, load_config_file
+from agent.config.models import AgentConfig
+from agent.greengrass.root import GreengrassRoot, load_root
 from agent.log import get_logger
 from agent.report import CheckResult, HealthReport, Status
 from agent.secrets import scrub
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A validated configuration together with the Greengrass root it was read from."""
+
+    config: AgentConfig
+    greengrass: GreengrassRoot
+
+
+def load_settings(
+    greengrass_root: Path,
+    config_file: Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    component_configuration: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read every layer and validate; raises ConfigError or GreengrassRootError.
+
+    Layers, later wins (``agent.config.layering``): defaults < ``services.<componentName>.
+    configuration`` in the Greengrass configuration < ``--config FILE`` < command-line flags.
+    ``component_configuration`` replaces the component layer of ``effectiveConfig.yaml`` when the
+    agent runs as a component and reads its own configuration over IPC (``GetConfiguration``).
+    """
+    file_layer = load_config_file(config_file) if config_file else {}
+    flag_layer = dict(flags or {})
+    component = component_name(file_layer, flag_layer)
+    gg = load_root(greengrass_root)
+    if component_configuration is None:
+        component_layer = (
+            dict(gg.service_configuration(component)),
+            f"services.{component}.configuration in {gg.config_path}",
+        )
+    else:
+        component_layer = (dict(component_configuration), f"IPC configuration of {component}")
+    config = layered_config(
+        [
+            component_layer,
+            (file_layer, f"--config {config_file}"),
+            (flag_layer, "command-line flags"),
+        ]
+    )
+    return Settings(config=config, greengrass=gg)
+
+
+def check_once(
+    settings: Settings,
+    only: Iterable[str] | None = None,
+    *,
+    kept: Kept | None = None,
+    sequence: int = 0,
+    **context: Any,
+) -> HealthReport:
+    """Run the checks of ``only`` (default: every area) and return the report.
+
+    ``kept`` carries the checks' state from one cycle to the next in a running agent;
+    ``context`` overrides CheckContext fields (a pinned clock in tests).
+    """
+    ctx = CheckContext(
+        config=settings.config,
+        greengrass=settings.greengrass,
+        kept=Kept() if kept is None else kept,
+        **context,
+    )
+    return build_report(checks_for(only or AREAS), ctx, sequence=sequence)
 
 
 def run_checks(checks: Sequence[Check], ctx: CheckContext) -> list[CheckResult]:

@@ -15,16 +15,15 @@ from collections.abc import Callable, Iterable, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from agent.check_once import check_once
 from agent.checks.base import Kept
-from agent.config import AgentConfig, Transport
+from agent.config.models import AgentConfig, Transport
 from agent.errors import AgentError, ConfigError
 from agent.greengrass.ipc import IpcSession, running_under_greengrass
 from agent.greengrass.root import GreengrassRoot
 from agent.log import get_logger
 from agent.report import Delivery, PublishOutcome
+from agent.runner import Settings, check_once
 from agent.scheduler import run_every
-from agent.settings import Settings
 from agent.transports.base import Publisher
 
 if TYPE_CHECKING:

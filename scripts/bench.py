@@ -204,7 +204,7 @@ def bench_startup(runs: int) -> list[Row]:
     )
     imports = timed(
         lambda: subprocess.run(
-            [sys.executable, "-c", "import agent.cli, agent.check_once, agent.checks.certificates"],
+            [sys.executable, "-c", "import agent.cli, agent.runner, agent.checks.certificates"],
             check=True,
         ),
         runs,
@@ -490,9 +490,8 @@ def device_defender_cmd() -> list[str] | None:
 
 def bench_scale(base: Path, runs: int, count: int) -> list[Row]:
     """10,000 client-device certificates: first check, unchanged re-check, vs an openssl loop."""
-    from agent.check_once import check_once
     from agent.demo import build_demo_root
-    from agent.settings import load_settings
+    from agent.runner import check_once, load_settings
     from tests.pki import cert_pem, ec_key, make_ca, make_device_cert
 
     root = build_demo_root(base / "scale")

@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from agent import __version__  # noqa: E402
-from agent.config import DEFAULT_COMPONENT_NAME  # noqa: E402
+from agent.config.models import DEFAULT_COMPONENT_NAME  # noqa: E402
 from scripts.wheelhouse import (  # noqa: E402
     MACHINES,
     PYTHONS,

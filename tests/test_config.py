@@ -9,7 +9,7 @@ import yaml
 
 from agent.config import AgentConfig, Transport, build_config, load_config_file
 from agent.errors import ConfigError
-from agent.settings import load_settings
+from agent.runner import load_settings
 
 
 def _root(tmp_path: Path, component_config: dict | None = None) -> Path:

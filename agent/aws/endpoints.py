@@ -17,9 +17,8 @@ from agent.aws.errors import AwsError, ErrorKind
 
 DEFAULT_REGION = "us-east-1"
 
-# S3 bucket naming rules, with the legacy us-east-1 allowances (upper case, underscores, 255):
-# https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
-_BUCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
+# Bucket names S3 accepts at all: agent.config.names.valid_bucket_name. Those that fit a TLS
+# wildcard certificate as a host name label (virtual-hosted style):
 _DNS_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 # DNS names (RFC 1123, "_" tolerated as resolvers do), IPv4, and IPv6 literals.
@@ -118,11 +117,6 @@ def service_endpoint(service: str, region: str, env: Mapping[str, str]) -> Endpo
         return parse_endpoint(override, what=f"AWS_ENDPOINT_URL_{service.upper()}")
     host = f"{service}.{region}.{dns_suffix(region)}"
     return Endpoint(scheme="https", host=host, port=443)
-
-
-def valid_bucket_name(bucket: str) -> bool:
-    """Whether S3 would accept ``bucket`` as a bucket name."""
-    return bool(_BUCKET_RE.fullmatch(bucket)) and ".." not in bucket
 
 
 def s3_target(endpoint: Endpoint, region: str, bucket: str, key: str = "") -> tuple[Endpoint, str]:

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 from agent.aws.endpoints import partition
 from agent.aws.errors import AwsError, ErrorKind, classify
 from agent.aws.session import AwsSession
-from agent.yamlio import loads_json
+from agent.config.files import loads_json
 
 MAX_PAGES = 20
 """A certificate has at most 10 policies attached (IoT quota); pages beyond this are a bug."""

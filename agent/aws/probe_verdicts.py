@@ -12,7 +12,7 @@ from agent.aws.errors import AwsError, ErrorKind
 from agent.aws.iam import statements, statements_json
 from agent.aws.probes import Probe
 from agent.aws.verdicts import ROLE, remediation_of, status_of
-from agent.config import BucketAccess
+from agent.config.models import BucketAccess
 from agent.greengrass.recipes import Artifact
 from agent.report import CheckResult, Status, worst
 

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from agent.aws.errors import ErrorKind
-from agent.config import S3Config
+from agent.config.models import S3Config
 from agent.greengrass.recipes import DeployedArtifacts
 from agent.greengrass.root import GreengrassRoot
 from agent.report import CheckResult

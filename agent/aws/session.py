@@ -18,7 +18,7 @@ from agent.aws.endpoints import Endpoint, resolve_region, service_endpoint
 from agent.aws.errors import AwsError, ErrorKind
 from agent.aws.http import HttpClient, Response
 from agent.aws.signing import sign
-from agent.config import CredentialsSource, S3Config
+from agent.config.models import CredentialsSource, S3Config
 from agent.greengrass.root import GreengrassRoot
 from agent.log import get_logger
 

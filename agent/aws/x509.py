@@ -22,9 +22,9 @@ from agent.aws.credentials import Credentials, parse_expiration
 from agent.aws.endpoints import parse_endpoint
 from agent.aws.errors import AwsError, ErrorKind, classify
 from agent.aws.http import HttpClient, TlsSettings
-from agent.config import S3CredentialsConfig
+from agent.config.files import loads_json
+from agent.config.models import S3CredentialsConfig
 from agent.greengrass.root import GreengrassRoot
-from agent.yamlio import loads_json
 
 
 def from_x509(

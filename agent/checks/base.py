@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from agent.config import AgentConfig
+from agent.config.models import AgentConfig
 from agent.greengrass.root import GreengrassRoot
 from agent.report import CheckResult, PublishOutcome, Status
 

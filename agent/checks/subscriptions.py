@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.checks.base import CheckContext, check, result
-from agent.config import Transport
+from agent.config.files import InputError
+from agent.config.models import Transport
+from agent.config.names import THING_NAME_VARIABLE, topic_problem
 from agent.report import CheckResult, Status
 from agent.secrets import scrub
 from agent.subscriptions.authorization import (
@@ -30,11 +32,9 @@ from agent.subscriptions.iot_audit import DeviceFacts, audit_policies
 from agent.subscriptions.iot_policy import IotPolicy, PolicyError
 from agent.subscriptions.iot_sources import load_policy_file, policy_files, stat_key
 from agent.subscriptions.ipc_lint import lint_access_control
-from agent.subscriptions.ipc_resources import THING_NAME_VARIABLE
 from agent.subscriptions.ipc_services import MQTT_PROXY, PUBLISH_TO_IOT_CORE
 from agent.subscriptions.legacy_router import ROUTER_COMPONENT, audit_router
-from agent.subscriptions.topics import aws_iot_limit_problem, topic_problem
-from agent.yamlio import InputError
+from agent.subscriptions.topics import aws_iot_limit_problem
 
 if TYPE_CHECKING:  # the fetch loads the AWS client: only when fetchIotPolicy is on
     from agent.subscriptions.iot_fetch import Fetched

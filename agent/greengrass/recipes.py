@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.config.files import InputError, load_yaml_file
 from agent.greengrass.platform import select_manifest
 from agent.greengrass.root import NUCLEUS_NAMES, GreengrassRoot
-from agent.yamlio import InputError, load_yaml_file
 
 MAX_RECIPE_BYTES = 1024 * 1024
 MAX_SCANNED_FILES = 5000

@@ -135,8 +135,8 @@ def _listable(directory: Path) -> bool:
 def _read(config_path: Path, root: Path) -> GreengrassRoot:
     # Imported here: the CLI imports this module for DEFAULT_ROOT, and `--version` or a usage
     # error must not pay for PyYAML and pydantic.
-    from agent.config import deep_merge
-    from agent.yamlio import InputError, load_yaml_file
+    from agent.config.files import InputError, load_yaml_file
+    from agent.config.layering import deep_merge
 
     lite = config_path.name == "config.yaml"
     try:

@@ -22,7 +22,7 @@ from concurrent.futures import TimeoutError
 from typing import Any, Protocol, runtime_checkable
 
 from agent.checks.base import CheckContext, check, result
-from agent.config import Transport
+from agent.config.models import Transport
 from agent.mqtt.connection import MqttConnection, NotConnected
 from agent.report import CheckResult, Status
 from agent.subscriptions import topics

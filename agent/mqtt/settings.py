@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.config import AgentConfig
+from agent.config.models import AgentConfig
 from agent.errors import ConfigError
 from agent.greengrass.root import GreengrassRoot
 from agent.pkcs11 import Pkcs11Error, TokenKey, token_key

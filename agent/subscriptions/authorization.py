@@ -16,14 +16,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agent.subscriptions.ipc_resources import (
-    THING_NAME_VARIABLE,
-    resource_matches,
-    resource_problem,
-    with_thing_name,
-)
+from agent.config.files import loads_json
+from agent.config.names import THING_NAME_VARIABLE, with_thing_name
+from agent.subscriptions.ipc_resources import resource_matches, resource_problem
 from agent.subscriptions.ipc_services import ANY, IPC_SERVICES, lookup_style
-from agent.yamlio import loads_json
 
 _FIELDS = {
     "policydescription": "policyDescription",

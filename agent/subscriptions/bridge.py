@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent.config.names import BASIC_INGEST_PREFIX
 from agent.report import Finding, Status, Verdict
 from agent.subscriptions.topics import (
-    BASIC_INGEST_PREFIX,
     aws_iot_limit_problem,
     filter_problem,
     overlaps,

@@ -20,7 +20,7 @@ from agent.subscriptions.iot_sources import documents_from_api
 
 if TYPE_CHECKING:
     from agent.aws.http import HttpClient
-    from agent.config import S3Config
+    from agent.config.models import S3Config
     from agent.greengrass.root import GreengrassRoot
 
 MAX_CERTIFICATE_BYTES = 1024 * 1024

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from agent.config.files import InputError, load_yaml_file, load_yaml_text, loads_json
 from agent.subscriptions.iot_policy import IotPolicy, PolicyError, parse_policy
-from agent.yamlio import InputError, load_yaml_file, load_yaml_text, loads_json
 
 MAX_POLICY_FILE_BYTES = 1024 * 1024
 """AWS IoT caps a policy document at 2048 characters; anything near a megabyte is not one."""

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+from agent.config.names import THING_NAME_VARIABLE
 from agent.report import Finding, Status, Verdict
 from agent.subscriptions.authorization import AccessControlIndex, IpcPolicy, ParseProblem
 from agent.subscriptions.ipc_resources import (
-    THING_NAME_VARIABLE,
     is_catch_all,
     resource_problem,
     uses_mqtt_wildcards,

@@ -20,7 +20,6 @@ from enum import Enum
 
 from agent.subscriptions.ipc_services import LookupStyle
 
-THING_NAME_VARIABLE = "{iot:thingName}"
 _ESCAPABLE = "*$?"
 
 
@@ -131,10 +130,3 @@ def is_catch_all(pattern: str, style: LookupStyle) -> bool:
 def uses_mqtt_wildcards(pattern: str) -> bool:
     """Whether ``pattern`` holds ``+`` or ``#`` that an MQTT-style lookup treats as wildcards."""
     return any(kind in (_Kind.PLUS, _Kind.HASH) for kind, _ in _tokens(pattern, LookupStyle.MQTT))
-
-
-def with_thing_name(pattern: str, thing_name: str | None) -> str:
-    """``pattern`` with the recipe variable ``{iot:thingName}`` replaced, when a name is given."""
-    if thing_name is None:
-        return pattern
-    return pattern.replace(THING_NAME_VARIABLE, thing_name)

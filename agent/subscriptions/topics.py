@@ -7,36 +7,25 @@ match topics starting with ``$`` (§4.7.2). Strings are UTF-8 without U+0000 (§
 
 AWS IoT adds limits of its own (https://docs.aws.amazon.com/general/latest/gr/iot-core.html):
 a topic or filter is at most 256 bytes and 7 slashes, both not counting the three mandatory levels
-``$aws/rules/<rule-name>/`` of a Basic Ingest topic.
+``$aws/rules/<rule-name>/`` of a Basic Ingest topic. What a topic name to publish on may be
+(``topic_problem``, ``split_basic_ingest``) is checked in ``agent.config.names``, which the
+configuration model validates ``healthTopic`` with.
 """
 
 from __future__ import annotations
 
-from agent.config import MAX_TOPIC_BYTES, MAX_TOPIC_SLASHES
-
-MQTT_MAX_TOPIC_BYTES = 65535
-"""MQTT encodes a topic with a two-byte length (MQTT 3.1.1 §1.5.3)."""
-BASIC_INGEST_PREFIX = "$aws/rules/"
-WILDCARDS = ("+", "#")
-
-
-def _encoding_problem(text: str) -> str | None:
-    if not text:
-        return "is empty (MQTT topics and filters are at least one character long)"
-    if "\x00" in text:
-        return "contains the NUL character U+0000, which MQTT forbids (MQTT 3.1.1 §1.5.3)"
-    try:
-        size = len(text.encode("utf-8"))
-    except UnicodeEncodeError:
-        return "is not valid UTF-8 (it holds a lone surrogate code point)"
-    if size > MQTT_MAX_TOPIC_BYTES:
-        return f"is {size} bytes long; MQTT allows at most {MQTT_MAX_TOPIC_BYTES}"
-    return None
+from agent.config.names import (
+    MAX_TOPIC_BYTES,
+    MAX_TOPIC_SLASHES,
+    WILDCARDS,
+    encoding_problem,
+    split_basic_ingest,
+)
 
 
 def filter_problem(topic_filter: str) -> str | None:
     """Why ``topic_filter`` is not a valid MQTT topic filter, or None when it is."""
-    problem = _encoding_problem(topic_filter)
+    problem = encoding_problem(topic_filter)
     if problem:
         return problem
     levels = topic_filter.split("/")
@@ -46,25 +35,6 @@ def filter_problem(topic_filter: str) -> str | None:
         if "+" in level and level != "+":
             return "uses '+' other than as a whole level (MQTT 3.1.1 §4.7.1.3)"
     return None
-
-
-def topic_problem(topic: str) -> str | None:
-    """Why ``topic`` is not a valid topic name to publish on, or None when it is."""
-    problem = _encoding_problem(topic)
-    if problem:
-        return problem
-    if any(w in topic for w in WILDCARDS):
-        return "contains a wildcard ('+' or '#'), which a topic name to publish on must not"
-    return None
-
-
-def split_basic_ingest(topic: str) -> tuple[str, str]:
-    """``($aws/rules/<rule>/, rest)`` for a Basic Ingest topic, else ``("", topic)``."""
-    if topic.startswith(BASIC_INGEST_PREFIX):
-        rule, sep, rest = topic[len(BASIC_INGEST_PREFIX) :].partition("/")
-        if sep and rule:
-            return BASIC_INGEST_PREFIX + rule + "/", rest
-    return "", topic
 
 
 def aws_iot_limit_problem(topic: str) -> str | None:

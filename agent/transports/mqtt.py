@@ -19,7 +19,7 @@ import time
 from concurrent.futures import Future, TimeoutError
 from typing import Any
 
-from agent.config import AgentConfig
+from agent.config.models import AgentConfig
 from agent.fold import payloads
 from agent.greengrass.root import GreengrassRoot
 from agent.log import get_logger

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from agent.config import AgentConfig
+from agent.config.models import AgentConfig
 from agent.greengrass.root import PKCS11_PROVIDER, GreengrassRoot
 from agent.report import CheckResult, Status
 from agent.x509.inventory import redact_pkcs11

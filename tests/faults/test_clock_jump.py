@@ -25,9 +25,8 @@ from typing import Any
 
 import pytest
 
-from agent.check_once import check_once
+from agent.runner import check_once, load_settings
 from agent.scheduler import run_every
-from agent.settings import load_settings
 from tests.hostile.conftest import Device, cli_env
 from tests.peers.base import unavailable
 from tests.pki import NOW

@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 
-from agent.check_once import check_once
 from agent.demo import THING, build_demo_root
 from agent.errors import ConfigError
 from agent.greengrass.ipc import IpcSession
 from agent.report import CheckResult, HealthReport, Status
-from agent.settings import load_settings
+from agent.runner import check_once, load_settings
 from agent.shadow import (
     MAX_STATE_BYTES,
     DeviceCertDays,

@@ -20,8 +20,9 @@ from typing import Any
 import agent.checks.certificates  # noqa: F401
 from agent.aws.container import parse_container_body
 from agent.aws.errors import AwsError, classify, xml_text
-from agent.check_once import check_once
 from agent.config import build_config, validate_publish_topic
+from agent.config.files import InputError, load_yaml_text, loads_json
+from agent.config.names import topic_problem
 from agent.errors import ConfigError
 from agent.fold import MAX_PAYLOAD_BYTES, payloads
 from agent.greengrass.platform import select_manifest
@@ -29,7 +30,7 @@ from agent.greengrass.recipes import artifact_uris
 from agent.greengrass.root import GreengrassRoot
 from agent.pkcs11 import Pkcs11Error, parse_uri
 from agent.report import CheckResult, HealthReport, Status
-from agent.settings import Settings
+from agent.runner import Settings, check_once
 from agent.subscriptions.authorization import index_services
 from agent.subscriptions.bridge import audit_bridge
 from agent.subscriptions.iot_audit import DeviceFacts, audit_policies
@@ -41,11 +42,9 @@ from agent.subscriptions.topics import (
     aws_iot_limit_problem,
     filter_problem,
     matches,
-    topic_problem,
 )
 from agent.x509.files import Problem
 from agent.x509.parse import parse_certificates, parse_private_key
-from agent.yamlio import InputError, load_yaml_text, loads_json
 
 Target = Callable[[bytes], None]
 LINUX = {"os": "linux", "architecture": "amd64", "runtime": "aws_nucleus_classic"}
@@ -68,7 +67,7 @@ def _yaml(data: bytes) -> Any:
 
 
 def yaml_document(data: bytes) -> None:
-    """agent.yamlio: any text parses or is an InputError (aliases, depth, syntax)."""
+    """agent.config.files: any text parses or is an InputError (aliases, depth, syntax)."""
     try:
         value = _yaml(data)
     except InputError:
@@ -77,7 +76,7 @@ def yaml_document(data: bytes) -> None:
 
 
 def json_document(data: bytes) -> None:
-    """agent.yamlio.loads_json: any bytes are JSON or a ValueError, whatever the nesting."""
+    """agent.config.files.loads_json: any bytes are JSON or a ValueError, whatever the nesting."""
     try:
         value = loads_json(data)
     except ValueError:

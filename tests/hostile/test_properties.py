@@ -20,11 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.config import AgentConfig, build_config, validate_publish_topic
+from agent.config.files import MAX_JSON_DEPTH, InputError, load_yaml_text, loads_json
+from agent.config.names import topic_problem
 from agent.errors import ConfigError
 from agent.fold import MAX_PAYLOAD_BYTES, TARGETS_SAMPLE, payloads
 from agent.report import CheckResult, HealthReport, Status
-from agent.subscriptions.topics import aws_iot_limit_problem, topic_problem
-from agent.yamlio import MAX_JSON_DEPTH, InputError, load_yaml_text, loads_json
+from agent.subscriptions.topics import aws_iot_limit_problem
 
 # --- the configuration loader --------------------------------------------------------------------
 

@@ -120,7 +120,7 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
 
 def configuration_from_effective_config(path: Path) -> dict[str, dict[str, Any]]:
     """``services.<name>.configuration`` of every service in a nucleus effectiveConfig.yaml."""
-    from agent.yamlio import load_yaml_file
+    from agent.config.files import load_yaml_file
 
     document = load_yaml_file(path)
     services = document.get("services") if isinstance(document, dict) else None

@@ -10,11 +10,11 @@ from agent.aws.endpoints import (
     resolve_region,
     s3_target,
     service_endpoint,
-    valid_bucket_name,
 )
 from agent.aws.errors import AwsError, ErrorKind, classify
 from agent.aws.http import HttpClient
 from agent.aws.s3 import location_to_region
+from agent.config.names import valid_bucket_name
 from tests.conftest import modules_loaded_by
 from tests.peers.silent import Blackhole, Canned
 

@@ -174,7 +174,7 @@ from pathlib import Path
 from agent.greengrass.recipes import find_deployed_artifacts
 from agent.greengrass.root import load_root
 # Import what is otherwise imported lazily: this Python's stdlib is readable by root only.
-import agent.config, agent.greengrass.platform
+import agent.config.layering, agent.greengrass.platform
 os.setgroups([]); os.setgid(65534); os.setuid(65534)
 found = find_deployed_artifacts(load_root(Path(sys.argv[1])))
 print(json.dumps([[p.reason, p.message] for p in found.problems]))

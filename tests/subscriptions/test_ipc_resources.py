@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.config.names import with_thing_name
 from agent.subscriptions.ipc_resources import (
     is_catch_all,
     resource_matches,
     resource_problem,
     uses_mqtt_wildcards,
-    with_thing_name,
 )
 from agent.subscriptions.ipc_services import LookupStyle
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.config.names import split_basic_ingest, topic_problem
 from agent.subscriptions.topics import (
     aws_iot_limit_problem,
     filter_problem,
@@ -16,8 +17,6 @@ from agent.subscriptions.topics import (
     matches,
     overlaps,
     prefixed_filter,
-    split_basic_ingest,
-    topic_problem,
 )
 
 

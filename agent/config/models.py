@@ -1,16 +1,13 @@
 """The agent's configuration: one pydantic model with the camelCase keys Greengrass components use.
 
-Sources, later wins (SPEC, Configuration): defaults < the agent's own
-``services.<componentName>.configuration`` in ``effectiveConfig.yaml`` < ``--config FILE`` <
-command-line flags. Every source is merged as plain data first and validated once, so an error
-names the key path whichever source it came from.
+How the sources are layered into one of these is ``agent.config.layering``; the names it holds
+that AWS must accept (topics, buckets) are checked by ``agent.config.names``.
 """
 
 from __future__ import annotations
 
 import enum
 import types
-from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import Any, Union, get_args, get_origin
 
@@ -19,20 +16,19 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     ValidationInfo,
     field_validator,
 )
 from pydantic.alias_generators import to_camel
 
-from agent.errors import ConfigError
+from agent.config.names import (
+    THING_NAME_VARIABLE,
+    valid_bucket_name,
+    validate_publish_topic,
+)
 
 DEFAULT_COMPONENT_NAME = "gghealth.HealthAgent"
-DEFAULT_HEALTH_TOPIC = "dt/gghealth/{iot:thingName}/health"
-
-# AWS IoT topic limits: https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits
-MAX_TOPIC_BYTES = 256
-MAX_TOPIC_SLASHES = 7
+DEFAULT_HEALTH_TOPIC = f"dt/gghealth/{THING_NAME_VARIABLE}/health"
 MAX_PROBE_PREFIX_BYTES = 512
 """S3 keys are at most 1024 bytes; the probe key adds the thing name (<= 128) and a UUID."""
 
@@ -106,8 +102,6 @@ class BucketConfig(_Model):
     @classmethod
     def _bucket_name(cls, name: str) -> str:
         # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
-        from agent.aws.endpoints import valid_bucket_name
-
         if not valid_bucket_name(name):
             raise ValueError(
                 "not a valid S3 bucket name (letters, digits, '.', '-'; no '..'; "
@@ -248,89 +242,3 @@ class AgentConfig(_Model):
     @classmethod
     def _publishable_topic(cls, topic: str) -> str:
         return validate_publish_topic(topic)
-
-
-def validate_publish_topic(topic: str) -> str:
-    """Reject a topic AWS IoT would refuse to publish on (no wildcards, size and depth limits).
-
-    MQTT forbids U+0000 in topics (MQTT 5.0 section 1.5.4); ``$`` topics are reserved by AWS IoT
-    (https://docs.aws.amazon.com/iot/latest/developerguide/reserved-topics.html) except Basic
-    Ingest ``$aws/rules/<rule>/...``, whose three leading levels do not count toward the limits.
-    """
-    from agent.subscriptions.topics import split_basic_ingest, topic_problem
-
-    if not topic:
-        raise ValueError("must not be empty")
-    if "\x00" in topic:
-        raise ValueError("must not contain the NUL character (MQTT forbids U+0000)")
-    if "+" in topic or "#" in topic:
-        raise ValueError("a publish topic must not contain the MQTT wildcards + or #")
-    try:
-        topic.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("is not valid UTF-8 (it holds a lone surrogate)") from None
-    ingest, counted = split_basic_ingest(topic)
-    if topic.startswith("$") and not ingest:
-        raise ValueError(
-            "topics starting with '$' are reserved by AWS IoT; only Basic Ingest "
-            "'$aws/rules/<rule>/...' may carry the report"
-        )
-    size = len(counted.encode("utf-8"))
-    if size > MAX_TOPIC_BYTES:
-        raise ValueError(f"longer than {MAX_TOPIC_BYTES} bytes")
-    if counted.count("/") > MAX_TOPIC_SLASHES:
-        raise ValueError(f"more than {MAX_TOPIC_SLASHES} slashes (AWS IoT limit)")
-    problem = topic_problem(topic)  # and whatever else MQTT itself forbids
-    if problem:
-        raise ValueError(problem)
-    return topic
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge two plain-data trees; mappings merge key by key, everything else is replaced."""
-    merged = dict(base)
-    for key, value in override.items():
-        old = merged.get(key)
-        if isinstance(old, Mapping) and isinstance(value, Mapping):
-            merged[key] = deep_merge(old, value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def build_config(*layers: Mapping[str, Any], source: str = "configuration") -> AgentConfig:
-    """Validate the merge of ``layers`` (lowest first); a bad key raises ConfigError naming it."""
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged = deep_merge(merged, layer)
-    try:
-        return AgentConfig.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, source)) from None
-
-
-def describe_validation_error(exc: ValidationError, source: str) -> str:
-    """One paragraph naming each bad key path, e.g. ``certificates.warnDays``."""
-    problems = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            problems.append(f"unknown key '{path}'")
-        else:
-            problems.append(f"'{path}': {err['msg']}")
-    return f"invalid {source}: " + "; ".join(problems)
-
-
-def load_config_file(path: Path) -> dict[str, Any]:
-    """Read a ``--config`` file (YAML or JSON, JSON being YAML) as a mapping."""
-    from agent.yamlio import InputError, load_yaml_file
-
-    try:
-        data = load_yaml_file(path)
-    except InputError as exc:
-        raise ConfigError(f"cannot read --config {path}: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"invalid --config {path}: the top level must be a mapping of keys")
-    return data
