@@ -18,7 +18,10 @@ from agent.greengrass.root import DEFAULT_ROOT
 if TYPE_CHECKING:
     from agent.runner import Settings
 
+EXIT_OK = 0
 EXIT_UNKNOWN = 3
+EXIT_UNDELIVERED = 4
+"""``run --once`` whose one report could not be delivered (``run`` otherwise exits 0)."""
 
 
 class UsageError(AgentError):
@@ -162,7 +165,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         send_to_stdout(stdout_levels(os.environ, stdout_reserved=stdout_reserved))
         return settings
 
-    return run_service(reload(), args.only, once=args.once, reload=reload)
+    delivered = run_service(reload(), args.only, once=args.once, reload=reload)
+    return EXIT_OK if delivered else EXIT_UNDELIVERED
 
 
 def _cmd_schema(_args: argparse.Namespace) -> int:

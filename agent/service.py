@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-EXIT_OK = 0
-EXIT_UNDELIVERED = 4
 SHUTDOWN_GRACE_S = 4.5
 
 Reload = Callable[[Mapping[str, Any] | None], Settings]
@@ -210,8 +208,12 @@ class Agent:
 
 def run_service(
     settings: Settings, only: Iterable[str] | None, *, once: bool, reload: Reload
-) -> int:
-    """Run until SIGTERM/SIGINT (or one cycle with ``once``); returns the exit status."""
+) -> bool:
+    """Run until SIGTERM/SIGINT (or one cycle with ``once``).
+
+    Returns whether the agent ends with its reports delivered: False only when the one report of
+    ``once`` could not be delivered (not even into the spool); the CLI makes that an exit code.
+    """
     # Set from the IPC stream thread; read by the cycle thread before its next cycle.
     config_dirty = threading.Event()
     session = (
@@ -231,14 +233,14 @@ def run_service(
     agent = Agent(settings, only, reload, session, config_dirty)
     try:
         if once:
-            outcome = agent.cycle()
-            return EXIT_OK if outcome.delivery is not Delivery.FAILED else EXIT_UNDELIVERED
-        return _run_until_signalled(agent)
+            return agent.cycle().delivery is not Delivery.FAILED
+        _run_until_signalled(agent)
+        return True
     finally:
         agent.close()
 
 
-def _run_until_signalled(agent: Agent) -> int:
+def _run_until_signalled(agent: Agent) -> None:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -256,4 +258,3 @@ def _run_until_signalled(agent: Agent) -> int:
     worker.start()
     stop.wait()  # no polling: the signal handler wakes us
     worker.join(SHUTDOWN_GRACE_S)
-    return EXIT_OK
