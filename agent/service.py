@@ -36,11 +36,6 @@ SHUTDOWN_GRACE_S = 4.5
 Reload = Callable[[Mapping[str, Any] | None], Settings]
 
 
-def health_topic(config: AgentConfig, thing_name: str) -> str:
-    """The health topic with the recipe variable ``{iot:thingName}`` resolved."""
-    return config.health_topic.replace("{iot:thingName}", thing_name)
-
-
 def make_publisher(
     config: AgentConfig,
     thing_name: str,
@@ -48,7 +43,7 @@ def make_publisher(
     greengrass: GreengrassRoot,
 ) -> Publisher:
     """The transport ``config.transport`` names; ConfigError when it cannot work here."""
-    topic = health_topic(config, thing_name)
+    topic = config.health_topic_for(thing_name)
     if config.transport is Transport.STDOUT:
         from agent.transports.stdout import StdoutPublisher
 
@@ -132,9 +127,7 @@ class Agent:
         self.publisher, self.shadow = self._transports(settings)
 
     def _transports(self, settings: Settings) -> tuple[Publisher, ShadowReporter | None]:
-        thing = settings.greengrass.thing_name or os.environ.get(
-            "AWS_IOT_THING_NAME", "unknown-thing"
-        )
+        thing = settings.greengrass.reported_thing_name(os.environ)
         publisher = make_publisher(settings.config, thing, self.session, settings.greengrass)
         return publisher, make_shadow(settings, thing, self.session, publisher)
 

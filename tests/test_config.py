@@ -110,3 +110,9 @@ def test_config_file_garbage_gets_a_clear_message(
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config_file(tmp_path / "nope.yaml")
+
+
+def test_health_topic_resolves_the_thing_name() -> None:
+    assert build_config({}).health_topic_for("pi-42") == "dt/gghealth/pi-42/health"
+    topic = build_config({"healthTopic": "$aws/rules/r/{iot:thingName}"}).health_topic_for("t")
+    assert topic == "$aws/rules/r/t"

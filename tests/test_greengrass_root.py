@@ -83,3 +83,19 @@ def test_broken_effective_config(tmp_path: Path, content: str, expected: str) ->
 def test_missing_root_says_what_was_expected(tmp_path: Path) -> None:
     with pytest.raises(GreengrassRootError, match=r"effectiveConfig\.yaml"):
         load_root(tmp_path / "nothing-here")
+
+
+def test_device_facts_have_one_accessor_each(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "effectiveConfig.yaml").write_text(
+        "services:\n  aws.greengrass.Nucleus:\n    configuration:\n"
+        "      iotRoleAlias: ' GreengrassV2TokenExchangeRoleAlias '\n"
+        "      iotCredEndpoint: abc.credentials.iot.eu-west-1.amazonaws.com\n"
+    )
+    gg = load_root(tmp_path)
+    assert gg.role_alias == "GreengrassV2TokenExchangeRoleAlias"
+    assert gg.credentials_endpoint == "abc.credentials.iot.eu-west-1.amazonaws.com"
+    # No system.thingName: the component environment, else "unknown-thing" in reports.
+    assert gg.device_thing_name({"AWS_IOT_THING_NAME": "pi-42"}) == "pi-42"
+    assert gg.device_thing_name({"AWS_IOT_THING_NAME": ""}) is None
+    assert gg.reported_thing_name({}) == "unknown-thing"

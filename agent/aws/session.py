@@ -136,8 +136,7 @@ def resolve_credentials(
     from agent.aws.container import from_container
 
     source = config.credentials.source
-    role_alias = greengrass.nucleus.get("iotRoleAlias")
-    alias = role_alias if isinstance(role_alias, str) else None
+    alias = greengrass.role_alias
     found: Credentials | None
     if source is CredentialsSource.X509:
         from agent.aws.x509 import from_x509

@@ -36,9 +36,8 @@ def from_x509(
     timeout: float,
 ) -> Credentials:
     """Exchange the device certificate for role credentials, as the nucleus does."""
-    nucleus = greengrass.nucleus
-    endpoint_text = config.endpoint or _text(nucleus.get("iotCredEndpoint"))
-    role_alias = _text(nucleus.get("iotRoleAlias"))
+    endpoint_text = config.endpoint or greengrass.credentials_endpoint
+    role_alias = greengrass.role_alias
     if not endpoint_text or not role_alias:
         missing = "iotCredEndpoint" if not endpoint_text else "iotRoleAlias"
         raise AwsError(
@@ -113,10 +112,6 @@ def _parse(body: bytes, where: str) -> Credentials:
         raise AwsError(ErrorKind.UNEXPECTED, f"{where} answered 200 with incomplete credentials")
     assert isinstance(key_id, str) and isinstance(secret, str) and isinstance(token, str)
     return Credentials(key_id, secret, token, parse_expiration(creds.get("expiration")), where)
-
-
-def _text(value: object) -> str | None:
-    return str(value).strip() or None if isinstance(value, (str, int)) else None
 
 
 def _existing(path: str | None) -> Path | None:

@@ -69,7 +69,7 @@ class CheckContext:
     @property
     def thing_name(self) -> str:
         """The thing name from the nucleus config, else the component environment."""
-        return self.greengrass.thing_name or self.env.get("AWS_IOT_THING_NAME") or "unknown-thing"
+        return self.greengrass.reported_thing_name(self.env)
 
     def once(self, build: Callable[[CheckContext], T]) -> T:
         """``build(self)``, computed once per cycle and shared by the checks of an area."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from agent.checks.base import CheckContext, check, result
 from agent.config.files import InputError
 from agent.config.models import Transport
-from agent.config.names import THING_NAME_VARIABLE, topic_problem
+from agent.config.names import THING_NAME_VARIABLE, topic_problem, with_thing_name
 from agent.report import CheckResult, Status
 from agent.secrets import scrub
 from agent.subscriptions.authorization import (
@@ -76,13 +76,9 @@ def interpolates_configuration(ctx: CheckContext) -> bool:
     return value is True or str(value).strip().lower() == "true"
 
 
-def _thing_name(ctx: CheckContext) -> str | None:
-    return ctx.greengrass.thing_name or ctx.env.get("AWS_IOT_THING_NAME") or None
-
-
 def health_topic(ctx: CheckContext) -> str:
     """The health topic with ``{iot:thingName}`` resolved."""
-    return ctx.config.health_topic.replace(THING_NAME_VARIABLE, ctx.thing_name)
+    return ctx.config.health_topic_for(ctx.thing_name)
 
 
 @check(PUBLISH)
@@ -333,7 +329,7 @@ def iot_policy_results(
 
     ``account`` is the AWS account id when known (AWS IoT tells it; a file may not).
     """
-    thing = _thing_name(ctx)
+    thing = ctx.greengrass.device_thing_name(ctx.env)
     if thing is None:
         return [
             result(
@@ -355,12 +351,12 @@ def iot_policy_results(
         thing_name=thing,
         region=ctx.greengrass.region or ctx.env.get("AWS_REGION") or region,
         account=account or arn_account,
-        role_alias=_text(ctx.greengrass.nucleus.get("iotRoleAlias")),
+        role_alias=ctx.greengrass.role_alias,
         nucleus_version=_text(_entry(ctx, ctx.greengrass.nucleus_name).get("version")),
         publish_topics=(health_topic(ctx),) if publishes else (),
         client_ids=client_ids,
         required_topics=tuple(
-            t.replace(THING_NAME_VARIABLE, thing) for t in ctx.config.subscriptions.required_topics
+            with_thing_name(t, thing) for t in ctx.config.subscriptions.required_topics
         ),
     )
     return [v.to_result(IOT_POLICY) for v in audit_policies(policies, facts)]

@@ -25,6 +25,7 @@ from agent.config.names import (
     THING_NAME_VARIABLE,
     valid_bucket_name,
     validate_publish_topic,
+    with_thing_name,
 )
 
 DEFAULT_COMPONENT_NAME = "gghealth.HealthAgent"
@@ -242,3 +243,7 @@ class AgentConfig(_Model):
     @classmethod
     def _publishable_topic(cls, topic: str) -> str:
         return validate_publish_topic(topic)
+
+    def health_topic_for(self, thing_name: str) -> str:
+        """``healthTopic`` with the recipe variable ``{iot:thingName}`` resolved."""
+        return with_thing_name(self.health_topic, thing_name)

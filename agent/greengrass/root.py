@@ -18,6 +18,10 @@ from agent.errors import AgentError
 DEFAULT_ROOT = Path("/greengrass/v2")
 NUCLEUS_NAMES = ("aws.greengrass.Nucleus", "aws.greengrass.NucleusLite")
 PKCS11_PROVIDER = "aws.greengrass.crypto.Pkcs11Provider"
+THING_NAME_ENV = "AWS_IOT_THING_NAME"
+"""The thing name the nucleus gives every component in its environment."""
+UNKNOWN_THING = "unknown-thing"
+"""The thing name a report carries when neither the configuration nor the environment has one."""
 
 
 class GreengrassRootError(AgentError):
@@ -65,6 +69,15 @@ class GreengrassRoot:
         """``system.thingName``."""
         return _text(self.system.get("thingName"))
 
+    def device_thing_name(self, env: Mapping[str, str]) -> str | None:
+        """``system.thingName``, else the component environment's ``AWS_IOT_THING_NAME``."""
+        return self.thing_name or env.get(THING_NAME_ENV) or None
+
+    def reported_thing_name(self, env: Mapping[str, str]) -> str:
+        """The thing name reports and transports use: :meth:`device_thing_name` or
+        ``unknown-thing``."""
+        return self.device_thing_name(env) or UNKNOWN_THING
+
     @property
     def region(self) -> str | None:
         """The nucleus ``awsRegion``."""
@@ -74,6 +87,16 @@ class GreengrassRoot:
     def iot_data_endpoint(self) -> str | None:
         """The nucleus ``iotDataEndpoint``."""
         return _text(self.nucleus.get("iotDataEndpoint"))
+
+    @property
+    def role_alias(self) -> str | None:
+        """The nucleus ``iotRoleAlias``: the token exchange role's alias."""
+        return _text(self.nucleus.get("iotRoleAlias"))
+
+    @property
+    def credentials_endpoint(self) -> str | None:
+        """The nucleus ``iotCredEndpoint``: the AWS IoT credentials provider."""
+        return _text(self.nucleus.get("iotCredEndpoint"))
 
     def path(self, key: str) -> str | None:
         """A ``system`` path (``certificateFilePath``...), resolved against the root if relative.
