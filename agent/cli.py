@@ -130,12 +130,13 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from agent.render import render_text
+    from agent.report import to_json
     from agent.runner import check_once, load_settings
 
     settings = load_settings(args.greengrass_root, args.config, _flags(args))
     report = check_once(settings, args.only)
     if args.format == "json":
-        sys.stdout.write(json.dumps(report.to_dict(), separators=(",", ":")) + "\n")
+        sys.stdout.write(to_json(report) + "\n")
     else:
         sys.stdout.write(render_text(report, colour=sys.stdout.isatty()))
     return report.status.exit_code

@@ -7,6 +7,7 @@ derive the JSON Schema that ``gg-health-agent schema`` prints.
 from __future__ import annotations
 
 import enum
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -244,6 +245,11 @@ class HealthReport:
         if self.chunk is not None:
             out["chunk"] = {"index": self.chunk.index, "total": self.chunk.total}
         return out
+
+
+def to_json(item: HealthReport | CheckResult) -> str:
+    """The compact JSON text of a report (or of one result) as every output carries it."""
+    return json.dumps(item.to_dict(), separators=(",", ":"))
 
 
 def summarize(results: Iterable[CheckResult]) -> dict[str, int]:

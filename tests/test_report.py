@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 
 from agent.fold import MAX_PAYLOAD_BYTES, payloads
-from agent.report import CheckResult, HealthReport, Status, json_schema, worst
+from agent.report import CheckResult, HealthReport, Status, json_schema, to_json, worst
 
 
 def _report(results: list[CheckResult]) -> HealthReport:
@@ -109,3 +109,9 @@ def test_a_single_giant_result_is_shrunk_but_keeps_its_verdict() -> None:
     assert len(out) == 1 and len(out[0]) <= MAX_PAYLOAD_BYTES
     (c,) = json.loads(out[0])["checks"]
     assert c["status"] == "CRITICAL" and c["details"] == {"truncated": True}
+
+
+def test_one_compact_encoding_for_reports_and_results() -> None:
+    report = _report([_r(Status.OK, "a"), _r(Status.WARNING, "b")])
+    for item in (report, report.checks[0]):
+        assert to_json(item) == json.dumps(item.to_dict(), separators=(",", ":"))
