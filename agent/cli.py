@@ -178,7 +178,7 @@ def _cmd_schema(_args: argparse.Namespace) -> int:
 
 
 def _cmd_fleet_summary(args: argparse.Namespace) -> int:
-    from agent.fleet import run_fleet_summary
+    from agent.fleet.summary import run_fleet_summary
 
     return run_fleet_summary(args.path, args.format)
 

@@ -27,7 +27,7 @@ from agent.scheduler import run_every
 from agent.transports.base import Publisher
 
 if TYPE_CHECKING:
-    from agent.shadow import ShadowReporter
+    from agent.fleet.shadow import ShadowReporter
 
 log = get_logger(__name__)
 
@@ -78,7 +78,7 @@ def make_shadow(
     shadow = settings.config.shadow
     if not shadow.enabled:
         return None
-    from agent.shadow import Publish, ShadowReporter, ipc_publish, mqtt_publish
+    from agent.fleet.shadow import Publish, ShadowReporter, ipc_publish, mqtt_publish
 
     publish: Publish | None = None
     if settings.config.transport is Transport.IPC and session is not None:

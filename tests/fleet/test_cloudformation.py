@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from agent.fleet.shadow import SHADOW_NAME, build_summary
 from agent.report import CheckResult, HealthReport, Status
-from agent.shadow import SHADOW_NAME, build_summary
 from tests.conftest import REPO
 from tests.peers.base import unavailable
 from tests.peers.moto import REGION, MotoServer

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from agent.fleet import (
+from agent.fleet.summary import (
     FleetInputError,
     fleet_summary,
     fleet_summary_json,
@@ -160,7 +160,7 @@ def test_jsonl_file_text_and_exit_status(
 def test_stdin(fleet: Fleet, tmp_path: Path) -> None:
     source = _jsonl(fleet, tmp_path / "reports.jsonl")
     code = (
-        "import sys; from agent.fleet import run_fleet_summary; "
+        "import sys; from agent.fleet.summary import run_fleet_summary; "
         "sys.exit(run_fleet_summary('-', 'json'))"
     )
     with open(source, "rb") as stdin:

@@ -12,10 +12,7 @@ import pytest
 
 from agent.demo import THING, build_demo_root
 from agent.errors import ConfigError
-from agent.greengrass.ipc import IpcSession
-from agent.report import CheckResult, HealthReport, Status
-from agent.runner import check_once, load_settings
-from agent.shadow import (
+from agent.fleet.shadow import (
     MAX_STATE_BYTES,
     DeviceCertDays,
     ShadowOutcome,
@@ -25,6 +22,9 @@ from agent.shadow import (
     ipc_publish,
     shadow_topic,
 )
+from agent.greengrass.ipc import IpcSession
+from agent.report import CheckResult, HealthReport, Status
+from agent.runner import check_once, load_settings
 from tests.nucleus.standin import NucleusStandIn
 
 DEVICE_CERT = "/greengrass/v2/thingCert.crt"

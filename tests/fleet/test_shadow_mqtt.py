@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from agent.fleet.shadow import MAX_STATE_BYTES, ShadowOutcome, ShadowReporter, mqtt_publish
 from agent.report import CheckResult, Delivery, HealthReport, Status
-from agent.shadow import MAX_STATE_BYTES, ShadowOutcome, ShadowReporter, mqtt_publish
 from agent.spool import Spool
 from agent.transports.mqtt import MqttPublisher
 from tests.mqtt.helpers import TOPIC, settings_for, wait_for

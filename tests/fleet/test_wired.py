@@ -1,4 +1,4 @@
-"""Issue 9 end to end, through the wiring the lead owns (agent/cli.py, agent/config.py,
+"""Issue 9 end to end, through the wiring the lead owns (agent/cli.py, agent/config/,
 agent/service.py): ``gg-health-agent fleet-summary`` and ``run`` with ``shadow.enabled`` over
 the nucleus stand-in."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.demo import THING, build_demo_root
-from agent.shadow import MAX_STATE_BYTES
+from agent.fleet.shadow import MAX_STATE_BYTES
 from tests.fleet.generate import generate
 from tests.nucleus.standin import NucleusStandIn
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import IO, Any, TextIO, cast
 
 from agent.errors import AgentError
+from agent.fleet.shadow import DeviceCertDays
 from agent.report import Status, worst
-from agent.shadow import DeviceCertDays
 
 MAX_LINE_BYTES = 4 * 1024 * 1024
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
