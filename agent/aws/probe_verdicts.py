@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.aws.errors import AwsError, ErrorKind
 from agent.aws.iam import statements, statements_json
 from agent.aws.probes import Probe
 from agent.aws.verdicts import ROLE, remediation_of, status_of
 from agent.config import BucketAccess
+from agent.errors import AwsError, ErrorKind
 from agent.greengrass.recipes import Artifact
 from agent.report import CheckResult, Status, worst
 

@@ -11,10 +11,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.aws.errors import AwsError, ErrorKind
 from agent.aws.iam import ACTIONS, resource_for
 from agent.aws.s3 import S3, guarded
 from agent.config import BucketAccess
+from agent.errors import AwsError, ErrorKind
 
 PROBE_BODY = b"gg-health-agent write probe; safe to delete\n"
 # Answers after which the put may have happened: delete anyway so nothing is left behind.

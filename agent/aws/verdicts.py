@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent.aws.credentials import Credentials
-from agent.aws.errors import AwsError, ErrorKind
 from agent.aws.sts import CallerIdentity
 from agent.checks.base import result
+from agent.errors import AwsError, ErrorKind
 from agent.greengrass.recipes import RecipeProblem
 from agent.report import CheckResult, Status
 from agent.secrets import scrub

@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Any
 
 from agent.aws.endpoints import resolve_region, valid_bucket_name
-from agent.aws.errors import AwsError, ErrorKind
 from agent.aws.probe_verdicts import probe_result
 from agent.aws.probes import locate, probe_artifact, probe_bucket
 from agent.aws.refresh import ProbedAudit, audit_inputs
@@ -37,6 +36,7 @@ from agent.aws.verdicts import (
     unknown_from,
 )
 from agent.checks.base import CheckContext, check, result
+from agent.errors import AwsError, ErrorKind
 from agent.greengrass.platform import device_platform
 from agent.greengrass.recipes import Artifact, DeployedArtifacts, find_deployed_artifacts
 from agent.log import get_logger

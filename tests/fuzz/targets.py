@@ -18,11 +18,11 @@ from typing import Any
 # Imported here, not where used: atheris instruments what is imported while this module loads,
 # and the check registry would otherwise import the certificate area only later, uninstrumented.
 import agent.checks.certificates  # noqa: F401
+from agent.aws.classify import classify, xml_text
 from agent.aws.container import parse_container_body
-from agent.aws.errors import AwsError, classify, xml_text
 from agent.check_once import check_once
 from agent.config import build_config, validate_publish_topic
-from agent.errors import ConfigError
+from agent.errors import AwsError, ConfigError
 from agent.fold import MAX_PAYLOAD_BYTES, payloads
 from agent.greengrass.platform import select_manifest
 from agent.greengrass.recipes import artifact_uris
