@@ -18,11 +18,12 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from agent.aws.classify import classify
 from agent.aws.credentials import Credentials, parse_expiration
 from agent.aws.endpoints import Endpoint, parse_endpoint
-from agent.aws.errors import AwsError, ErrorKind, classify
 from agent.aws.http import HttpClient
 from agent.config.files import InputError, loads_json, read_text_bounded
+from agent.errors import AwsError, ErrorKind
 
 ECS_HOST = "169.254.170.2"
 # Hosts the SDKs accept over plain http besides loopback (ECS and EKS pod identity agents).

@@ -9,7 +9,7 @@ exchange service (container endpoint), or the AWS IoT credentials provider with 
   environment rather than ``os.environ``; no EC2 instance-metadata probe (a core device gets its
   role from TES, and probing 169.254.169.254 off EC2 would only burn the timeout).
 - ``tes``: the container endpoint only (see :mod:`agent.aws.container`).
-- ``x509``: what the nucleus itself does (see :mod:`agent.aws.x509`).
+- ``x509``: what the nucleus itself does (see :mod:`agent.aws.iot_credentials`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from agent.aws.errors import AwsError, ErrorKind
+from agent.errors import AwsError, ErrorKind
 
 SOURCES = ("default", "tes", "x509")
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from agent.aws.errors import AwsError, ErrorKind
+from agent.errors import AwsError, ErrorKind
 
 DEFAULT_REGION = "us-east-1"
 

@@ -18,8 +18,9 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+from agent.aws.classify import from_crt
 from agent.aws.endpoints import Endpoint
-from agent.aws.errors import AwsError, ErrorKind, from_crt
+from agent.errors import AwsError, ErrorKind
 from agent.log import get_logger
 
 log = get_logger(__name__)

@@ -10,17 +10,27 @@ The device's role rarely may call these, hence ``subscriptions.fetchIotPolicy`` 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from agent.aws.classify import classify
 from agent.aws.endpoints import partition
-from agent.aws.errors import AwsError, ErrorKind, classify
 from agent.aws.session import AwsSession
 from agent.config.files import loads_json
+from agent.errors import AwsError, ErrorKind
+
+if TYPE_CHECKING:
+    from agent.aws.http import HttpClient
+    from agent.config import S3Config
+    from agent.greengrass.root import GreengrassRoot
 
 MAX_PAGES = 20
 """A certificate has at most 10 policies attached (IoT quota); pages beyond this are a bug."""
+MAX_CERTIFICATE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,68 @@ class AttachedPolicy:
     name: str
     document: str
     """The policy document JSON text, as GetPolicy returns it."""
+
+
+@dataclass(frozen=True)
+class DevicePolicies:
+    """The policies attached to the device certificate, and where they live."""
+
+    attached: list[AttachedPolicy]
+    account: str
+    region: str
+    policy_arn_prefix: str
+    """``arn:<partition>:iot:<region>:<account>:policy/``: a policy's ARN is this plus its name."""
+    secrets: tuple[str, ...] = ()
+    """Credential values to scrub from anything reported about this fetch."""
+
+
+def read_certificate(path: str | None) -> bytes:
+    """The device certificate (PEM or DER), read with a size cap; AwsError when unusable."""
+    if path is None or path.startswith("pkcs11:"):
+        raise AwsError(
+            ErrorKind.NOT_CONFIGURED,
+            "system.certificateFilePath names no "
+            "certificate file, so the certificate ARN is unknown",
+        )
+    try:
+        with open(Path(path), "rb") as fh:
+            data = fh.read(MAX_CERTIFICATE_BYTES + 1)
+    except OSError as exc:
+        raise AwsError(
+            ErrorKind.NOT_CONFIGURED,
+            f"cannot read the device certificate {path}: {exc.strerror or exc}",
+        ) from None
+    if len(data) > MAX_CERTIFICATE_BYTES:
+        raise AwsError(ErrorKind.NOT_CONFIGURED, f"{path} is larger than a certificate")
+    return data
+
+
+def fetch_device_policies(
+    *,
+    config: S3Config,
+    greengrass: GreengrassRoot,
+    env: Mapping[str, str],
+    thing_name: str,
+    now: datetime,
+    http: HttpClient,
+) -> DevicePolicies:
+    """STS ``GetCallerIdentity`` names the account, then the certificate's attached policies.
+
+    Signed with awscrt, honouring ``AWS_ENDPOINT_URL_IOT``; raises AwsError.
+    """
+    from agent.aws.session import open_session
+    from agent.aws.sts import get_caller_identity
+
+    certificate = read_certificate(greengrass.path("certificateFilePath"))
+    session = open_session(
+        config=config, greengrass=greengrass, env=env, thing_name=thing_name, now=now, http=http
+    )
+    account = get_caller_identity(session).account
+    attached = fetch_attached_policies(session, certificate, account=account)
+    prefix = f"arn:{partition(session.region)}:iot:{session.region}:{account}:policy/"
+    return DevicePolicies(
+        attached, account, session.region, prefix, session.credentials.secret_values
+    )
 
 
 def certificate_id(certificate: bytes) -> str:

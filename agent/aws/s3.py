@@ -11,10 +11,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from agent.aws.classify import classify, xml_text
 from agent.aws.endpoints import s3_target
-from agent.aws.errors import AwsError, ErrorKind, classify, xml_text
 from agent.aws.http import Response
 from agent.aws.session import AwsSession
+from agent.errors import AwsError, ErrorKind
 
 
 @dataclass

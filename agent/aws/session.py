@@ -15,10 +15,10 @@ from datetime import datetime
 
 from agent.aws.credentials import Credentials, ensure_fresh, from_environment, from_profile
 from agent.aws.endpoints import Endpoint, resolve_region, service_endpoint
-from agent.aws.errors import AwsError, ErrorKind
 from agent.aws.http import HttpClient, Response
 from agent.aws.signing import sign
 from agent.config.models import CredentialsSource, S3Config
+from agent.errors import AwsError, ErrorKind
 from agent.greengrass.root import GreengrassRoot
 from agent.log import get_logger
 
@@ -139,7 +139,7 @@ def resolve_credentials(
     alias = greengrass.role_alias
     found: Credentials | None
     if source is CredentialsSource.X509:
-        from agent.aws.x509 import from_x509
+        from agent.aws.iot_credentials import from_x509
 
         found = from_x509(
             greengrass=greengrass,

@@ -11,7 +11,7 @@ from io import BytesIO
 from typing import TYPE_CHECKING
 
 from agent.aws.endpoints import Endpoint
-from agent.aws.errors import AwsError, ErrorKind
+from agent.errors import AwsError, ErrorKind
 
 if TYPE_CHECKING:
     from agent.aws.credentials import Credentials

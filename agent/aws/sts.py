@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.aws.errors import AwsError, ErrorKind, classify, xml_text
+from agent.aws.classify import classify, xml_text
 from agent.aws.session import AwsSession
+from agent.errors import AwsError, ErrorKind
 
 _BODY = b"Action=GetCallerIdentity&Version=2011-06-15"
 

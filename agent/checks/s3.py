@@ -7,27 +7,39 @@ CRITICAL (for an artifact: the next deployment of that component fails with "Fai
 download artifact"), another region is WARNING, rejected credentials are CRITICAL on
 ``s3.credentials``, and no answer (refused, DNS, timeout, 5xx, throttling) is UNKNOWN.
 
+The AWS calls go through :mod:`agent.aws`; the verdicts are :mod:`agent.s3`'s. The write probe
+puts a small uniquely named object under ``s3.probePrefix`` and always tries to delete it
+again, also when the answer to the put never came.
+
 A running agent reuses the last audit for ``s3.refreshSeconds`` unless what it depends on
-changed (see :mod:`agent.aws.refresh`); ``details.checked_at`` says when AWS was asked.
+changed (see :mod:`agent.s3.refresh`); ``details.checked_at`` says when AWS was asked.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from agent.aws.endpoints import resolve_region
-from agent.aws.errors import AwsError, ErrorKind
-from agent.aws.probe_verdicts import probe_result
-from agent.aws.probes import locate, probe_artifact, probe_bucket
-from agent.aws.refresh import ProbedAudit, audit_inputs
-from agent.aws.s3 import S3
+from agent.aws.endpoints import partition, resolve_region
+from agent.aws.s3 import S3, guarded
 from agent.aws.session import AwsSession, Budget, resolve_credentials
 from agent.aws.sts import CallerIdentity, get_caller_identity
-from agent.aws.verdicts import (
+from agent.checks.base import CheckContext, check, result
+from agent.config import BucketAccess
+from agent.config.names import valid_bucket_name
+from agent.errors import AwsError, ErrorKind
+from agent.greengrass.platform import device_platform
+from agent.greengrass.recipes import Artifact, DeployedArtifacts, find_deployed_artifacts
+from agent.log import get_logger
+from agent.report import CheckResult, Status
+from agent.s3.probe_verdicts import probe_result
+from agent.s3.probes import Probe
+from agent.s3.refresh import ProbedAudit, audit_inputs
+from agent.s3.verdicts import (
     blocked,
     credentials_failed,
     credentials_ok,
@@ -36,14 +48,12 @@ from agent.aws.verdicts import (
     scrub_results,
     unknown_from,
 )
-from agent.checks.base import CheckContext, check, result
-from agent.config.names import valid_bucket_name
-from agent.greengrass.platform import device_platform
-from agent.greengrass.recipes import Artifact, DeployedArtifacts, find_deployed_artifacts
-from agent.log import get_logger
-from agent.report import CheckResult, Status
 
 log = get_logger(__name__)
+
+PROBE_BODY = b"gg-health-agent write probe; safe to delete\n"
+# Answers after which the put may have happened: delete anyway so nothing is left behind.
+_MAYBE_WRITTEN = frozenset({ErrorKind.TIMEOUT, ErrorKind.SERVER_ERROR, ErrorKind.UNEXPECTED})
 
 CREDENTIALS, IDENTITY, BUCKET, ARTIFACT = (
     "s3.credentials",
@@ -262,6 +272,65 @@ def _probe_all(
             out[ARTIFACT].append(verdict)
             rejected = rejected or bad
     return rejected
+
+
+def locate(s3: S3, bucket: str) -> AwsError | None:
+    """GetBucketLocation; the region lands in ``s3.regions``; the error, if any, is returned."""
+    return guarded(lambda: s3.get_bucket_location(bucket))
+
+
+def probe_bucket(
+    s3: S3,
+    bucket: str,
+    access: BucketAccess,
+    location_error: AwsError | None,
+    *,
+    prefix: str,
+    thing_name: str,
+) -> Probe:
+    """Read (HeadBucket + GetBucketLocation) and/or write (PutObject + DeleteObject) probes."""
+    probe = Probe(bucket, bucket, partition(s3.session.region))
+    missing = location_error is not None and location_error.kind is ErrorKind.NOT_FOUND
+    if access in (BucketAccess.READ, BucketAccess.READWRITE):
+        probe.add("GetBucketLocation", "", location_error)
+        if not missing:
+            probe.add("HeadBucket", "", guarded(lambda: s3.head_bucket(bucket)))
+    elif missing:
+        probe.add("GetBucketLocation", "", location_error)
+    if access in (BucketAccess.WRITE, BucketAccess.READWRITE) and not missing:
+        safe_thing = "".join(c if c.isalnum() or c in "-_." else "_" for c in thing_name)
+        key = f"{prefix}{safe_thing}-{uuid.uuid4().hex}.txt"
+        probe.facts["probe_key"] = key
+        put_error = guarded(lambda: s3.put_object(bucket, key, PROBE_BODY))
+        probe.add("PutObject", f"{prefix}*", put_error)
+        if put_error is None or put_error.kind in _MAYBE_WRITTEN:
+            delete_error = guarded(lambda: s3.delete_object(bucket, key))
+            if put_error is None or delete_error is None:
+                probe.add("DeleteObject", f"{prefix}*", delete_error)
+            probe.facts["probe_left_behind"] = delete_error is not None and put_error is None
+    region = s3.regions.get(bucket)
+    if region:
+        probe.facts["region"] = region
+    return probe
+
+
+def probe_artifact(
+    s3: S3, uri: str, bucket: str, key: str, location_error: AwsError | None
+) -> Probe:
+    """GetBucketLocation (shared per bucket) + HeadObject, the calls the nucleus makes."""
+    probe = Probe(uri, bucket, partition(s3.session.region))
+    probe.add("GetBucketLocation", "*", location_error)
+    if location_error is not None and location_error.kind is ErrorKind.NOT_FOUND:
+        return probe
+    size: list[int] = []
+    error = guarded(lambda: size.append(s3.head_object(bucket, key)))
+    probe.add("HeadObject", "*", error)
+    if size:
+        probe.facts["size_bytes"] = size[0]
+    region = s3.regions.get(bucket)
+    if region:
+        probe.facts["region"] = region
+    return probe
 
 
 def _block_all(

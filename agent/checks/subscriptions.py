@@ -12,7 +12,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent.checks.base import CheckContext, check, result
 from agent.config.files import InputError
@@ -30,20 +30,51 @@ from agent.subscriptions.authorization import (
 from agent.subscriptions.bridge import BRIDGE_COMPONENT, audit_bridge
 from agent.subscriptions.iot_audit import DeviceFacts, audit_policies
 from agent.subscriptions.iot_policy import IotPolicy, PolicyError
-from agent.subscriptions.iot_sources import load_policy_file, policy_files, stat_key
+from agent.subscriptions.iot_sources import (
+    documents_from_api,
+    load_policy_file,
+    policy_files,
+    stat_key,
+)
 from agent.subscriptions.ipc_lint import lint_access_control
 from agent.subscriptions.ipc_services import MQTT_PROXY, PUBLISH_TO_IOT_CORE
 from agent.subscriptions.legacy_router import ROUTER_COMPONENT, audit_router
 from agent.subscriptions.topics import aws_iot_limit_problem
-
-if TYPE_CHECKING:  # the fetch loads the AWS client: only when fetchIotPolicy is on
-    from agent.subscriptions.iot_fetch import Fetched
 
 PUBLISH = "subscription.publish_authorized"
 LINT = "subscription.policy_lint"
 BRIDGE = "subscription.bridge"
 ROUTER = "subscription.legacy_router"
 IOT_POLICY = "subscription.iot_policy"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The policies AWS IoT has attached to the device certificate, and where they live."""
+
+    policies: list[IotPolicy]
+    account: str
+    region: str
+    secrets: tuple[str, ...] = ()
+    """Credential values to scrub from anything reported about this fetch."""
+
+
+def fetch_policies(ctx: CheckContext) -> Fetched:
+    """Fetch (through the AWS client, loaded only when fetching is on) and parse the attached
+    policies; raises AwsError or PolicyError."""
+    from agent.aws.iot import fetch_device_policies
+
+    device = fetch_device_policies(
+        config=ctx.config.s3,
+        greengrass=ctx.greengrass,
+        env=ctx.env,
+        thing_name=ctx.thing_name,
+        now=ctx.clock(),
+        http=ctx.http_client(),
+    )
+    parsed = documents_from_api({p.name: p.document for p in device.attached})
+    policies = [IotPolicy(p.name, p.statements, device.policy_arn_prefix + p.name) for p in parsed]
+    return Fetched(policies, device.account, device.region, device.secrets)
 
 
 @dataclass
@@ -248,8 +279,7 @@ FETCH_TTL_SECONDS = 3600
 
 def fetch_iot_policies(ctx: CheckContext) -> list[CheckResult]:
     """``subscriptions.fetchIotPolicy``: the policies AWS IoT has attached to the certificate."""
-    from agent.aws.errors import AwsError, ErrorKind
-    from agent.subscriptions.iot_fetch import fetch_policies
+    from agent.errors import AwsError, ErrorKind
 
     now = ctx.clock()
     state = ctx.kept.get(SubscriptionState)
@@ -258,14 +288,7 @@ def fetch_iot_policies(ctx: CheckContext) -> list[CheckResult]:
         fetched = cached[1]
         return iot_policy_results(ctx, fetched.policies, fetched.account)
     try:
-        fetched = fetch_policies(
-            config=ctx.config.s3,
-            greengrass=ctx.greengrass,
-            env=ctx.env,
-            thing_name=ctx.thing_name,
-            now=now,
-            http=ctx.http_client(),
-        )
+        fetched = fetch_policies(ctx)
     except (AwsError, PolicyError) as exc:
         kind = exc.kind if isinstance(exc, AwsError) else None
         denied = kind is ErrorKind.ACCESS_DENIED

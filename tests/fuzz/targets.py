@@ -18,12 +18,12 @@ from typing import Any
 # Imported here, not where used: atheris instruments what is imported while this module loads,
 # and the check registry would otherwise import the certificate area only later, uninstrumented.
 import agent.checks.certificates  # noqa: F401
+from agent.aws.classify import classify, xml_text
 from agent.aws.container import parse_container_body
-from agent.aws.errors import AwsError, classify, xml_text
 from agent.config import build_config, validate_publish_topic
 from agent.config.files import InputError, load_yaml_text, loads_json
 from agent.config.names import topic_problem
-from agent.errors import ConfigError
+from agent.errors import AwsError, ConfigError
 from agent.fold import MAX_PAYLOAD_BYTES, payloads
 from agent.greengrass.platform import select_manifest
 from agent.greengrass.recipes import artifact_uris

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agent.aws.classify import classify
 from agent.aws.endpoints import (
     parse_endpoint,
     partition,
@@ -11,10 +12,10 @@ from agent.aws.endpoints import (
     s3_target,
     service_endpoint,
 )
-from agent.aws.errors import AwsError, ErrorKind, classify
 from agent.aws.http import HttpClient
 from agent.aws.s3 import location_to_region
 from agent.config.names import valid_bucket_name
+from agent.errors import AwsError, ErrorKind
 from tests.conftest import modules_loaded_by
 from tests.peers.silent import Blackhole, Canned
 

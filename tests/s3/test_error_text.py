@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.aws.errors import xml_text, xml_unescape
+from agent.aws.classify import xml_text, xml_unescape
 
 
 @pytest.mark.parametrize(

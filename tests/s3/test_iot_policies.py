@@ -15,10 +15,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from agent.aws.credentials import Credentials
-from agent.aws.errors import AwsError, ErrorKind
 from agent.aws.http import HttpClient
 from agent.aws.iot import certificate_arn, certificate_id, fetch_attached_policies
 from agent.aws.session import AwsSession, Budget
+from agent.errors import AwsError, ErrorKind
 from tests.conftest import SHARED_FIXTURES
 from tests.peers.moto import ACCOUNT, MotoServer
 from tests.peers.silent import Canned

@@ -7,15 +7,36 @@ rejected credentials) is CRITICAL; another region is WARNING; no answer is UNKNO
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
-from agent.aws.credentials import Credentials
-from agent.aws.errors import AwsError, ErrorKind
-from agent.aws.sts import CallerIdentity
-from agent.checks.base import result
+from agent.errors import AwsError, ErrorKind
 from agent.greengrass.recipes import RecipeProblem
 from agent.report import CheckResult, Status
 from agent.secrets import scrub
+
+
+class CredentialFacts(Protocol):
+    """What a verdict says about credentials (:class:`agent.aws.credentials.Credentials`)."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def masked_key_id(self) -> str: ...
+    @property
+    def expiration(self) -> datetime | None: ...
+
+
+class CallerIdentity(Protocol):
+    """The principal behind the credentials (:class:`agent.aws.sts.CallerIdentity`)."""
+
+    @property
+    def account(self) -> str: ...
+    @property
+    def arn(self) -> str: ...
+    @property
+    def role_name(self) -> str | None: ...
+
 
 STATUS = {
     ErrorKind.ACCESS_DENIED: Status.CRITICAL,
@@ -94,7 +115,7 @@ def unknown_from(check_id: str, target: str, error: AwsError) -> CheckResult:
 
 
 def credentials_failed(
-    source: str, error: AwsError, creds: Credentials | None = None
+    source: str, error: AwsError, creds: CredentialFacts | None = None
 ) -> CheckResult:
     """``s3.credentials`` when none could be had or AWS rejected them."""
     details = _error_details(error)
@@ -109,7 +130,7 @@ def credentials_failed(
 
 def credentials_ok(
     source: str,
-    creds: Credentials,
+    creds: CredentialFacts,
     region: str,
     region_origin: str,
     identity: CallerIdentity | None,
@@ -120,17 +141,14 @@ def credentials_ok(
     message = f"credentials from {creds.source} ({creds.masked_key_id}), {verified}"
     if expiry:
         message += f", expire {expiry}"
-    return result(
-        "s3.credentials",
-        Status.OK,
-        source,
-        message,
-        provider=creds.source,
-        access_key_id=creds.masked_key_id,
-        expires_at=expiry,
-        region=region,
-        region_source=region_origin,
-    )
+    details = {
+        "provider": creds.source,
+        "access_key_id": creds.masked_key_id,
+        "expires_at": expiry,
+        "region": region,
+        "region_source": region_origin,
+    }
+    return CheckResult("s3.credentials", Status.OK, source, message, details)
 
 
 def role_matches(identity: CallerIdentity, expected: str) -> bool:
@@ -168,31 +186,28 @@ def identity_result(identity: CallerIdentity, expected: str | None) -> CheckResu
 def blocked(check_id: str, target: str, why: str, targets: list[str]) -> CheckResult:
     """One UNKNOWN standing for every target a check could not examine."""
     count = f" ({len(targets)} targets)" if targets else ""
-    return result(
-        check_id,
-        Status.UNKNOWN,
-        target,
-        f"not verified{count}: {why}",
-        "fix s3.credentials first",
-        reason="no_credentials",
-        count=len(targets),
-        targets_sample=targets[:5],
+    details = {"reason": "no_credentials", "count": len(targets), "targets_sample": targets[:5]}
+    message = f"not verified{count}: {why}"
+    return CheckResult(
+        check_id, Status.UNKNOWN, target, message, details, "fix s3.credentials first"
     )
 
 
 def recipe_problem_result(problem: RecipeProblem) -> CheckResult:
     """``s3.artifact`` UNKNOWN for a deployed component whose recipe could not be read."""
-    return result(
+    return CheckResult(
         "s3.artifact",
         Status.UNKNOWN,
         f"{problem.component}@{problem.version}",
         f"artifacts not verified: {problem.message}",
+        {
+            "reason": problem.reason,
+            "component": problem.component,
+            "version": problem.version,
+            "recipe": str(problem.path) if problem.path else None,
+        },
         "check packages/recipes/ of the Greengrass root (the nucleus writes the recipe of every "
         "deployed component there); redeploy the component if its recipe is damaged",
-        reason=problem.reason,
-        component=problem.component,
-        version=problem.version,
-        recipe=str(problem.path) if problem.path else None,
     )
 
 

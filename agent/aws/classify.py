@@ -1,62 +1,18 @@
-"""The AWS client's own error type and the classification of AWS and awscrt failures.
+"""The classification of AWS answers and awscrt failures into :class:`agent.errors.AwsError`.
 
-Every failure is sorted into one :class:`ErrorKind`; the checks map kinds to statuses (a proven
-defect such as ``access_denied`` is CRITICAL, "could not verify" such as ``timeout`` is UNKNOWN).
+Every failure is sorted into one :class:`agent.errors.ErrorKind`; the checks map kinds to
+statuses (a proven defect such as ``access_denied`` is CRITICAL, "could not verify" such as
+``timeout`` is UNKNOWN).
 Error codes: https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html#ErrorCodeList
 and https://docs.aws.amazon.com/STS/latest/APIReference/CommonErrors.html
 """
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Mapping
 
-from agent.errors import AgentError
-
-
-class ErrorKind(str, enum.Enum):
-    """Why an AWS call failed, in the terms a check reports."""
-
-    ACCESS_DENIED = "access_denied"
-    NOT_FOUND = "not_found"
-    WRONG_REGION = "wrong_region"
-    BAD_CREDENTIALS = "bad_credentials"
-    UNREACHABLE = "unreachable"
-    TIMEOUT = "timeout"
-    THROTTLED = "throttled"
-    SERVER_ERROR = "server_error"
-    NOT_CONFIGURED = "not_configured"
-    """Nothing to call with: no credentials source, no endpoint, unreadable device identity."""
-    UNEXPECTED = "unexpected"
-    """An answer none of the above explains (an unknown 4xx, a malformed body)."""
-
-
-class AwsError(AgentError):
-    """A failed AWS call, classified; messages never carry secrets."""
-
-    def __init__(
-        self,
-        kind: ErrorKind,
-        message: str,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        region: str | None = None,
-        remediation: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.status = status
-        """HTTP status of the answer, None when no answer came."""
-        self.code = code
-        """AWS error code (``AccessDenied``...), None for a bodiless HEAD answer."""
-        self.region = region
-        """For ``wrong_region``: the region the bucket lives in."""
-        self.remediation = remediation
-        """Advice specific to where the error arose (a credentials provider knows best)."""
-
+from agent.errors import AwsError, ErrorKind
 
 # Codes meaning "these credentials are not usable", whatever the service.
 _CREDENTIAL_CODES = frozenset(

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from agent.aws.errors import ErrorKind
 from agent.config.models import S3Config
+from agent.errors import ErrorKind
 from agent.greengrass.recipes import DeployedArtifacts
 from agent.greengrass.root import GreengrassRoot
 from agent.report import CheckResult

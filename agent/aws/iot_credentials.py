@@ -17,13 +17,14 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
+from agent.aws.classify import classify
 from agent.aws.container import ASSUME_ROLE_HINT
 from agent.aws.credentials import Credentials, parse_expiration
 from agent.aws.endpoints import parse_endpoint
-from agent.aws.errors import AwsError, ErrorKind, classify
 from agent.aws.http import HttpClient, TlsSettings
 from agent.config.files import loads_json
 from agent.config.models import S3CredentialsConfig
+from agent.errors import AwsError, ErrorKind
 from agent.greengrass.root import GreengrassRoot
 
 

@@ -11,8 +11,6 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from agent.aws.endpoints import partition
-
 ACTIONS = {
     "HeadBucket": "s3:ListBucket",
     "GetBucketLocation": "s3:GetBucketLocation",
@@ -23,16 +21,16 @@ ACTIONS = {
 _BUCKET_LEVEL = frozenset({"s3:ListBucket", "s3:GetBucketLocation"})
 
 
-def bucket_arn(bucket: str, region: str) -> str:
-    """``arn:aws:s3:::bucket`` in the region's partition."""
-    return f"arn:{partition(region)}:s3:::{bucket}"
+def bucket_arn(bucket: str, partition: str) -> str:
+    """``arn:aws:s3:::bucket`` in the ARN partition (``aws``, ``aws-cn``, ``aws-us-gov``)."""
+    return f"arn:{partition}:s3:::{bucket}"
 
 
-def resource_for(action: str, bucket: str, region: str, object_pattern: str) -> str:
+def resource_for(action: str, bucket: str, partition: str, object_pattern: str) -> str:
     """The resource ARN ``action`` needs: the bucket, or objects matching ``object_pattern``."""
     if action in _BUCKET_LEVEL:
-        return bucket_arn(bucket, region)
-    return f"{bucket_arn(bucket, region)}/{object_pattern}"
+        return bucket_arn(bucket, partition)
+    return f"{bucket_arn(bucket, partition)}/{object_pattern}"
 
 
 def statements(grants: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:

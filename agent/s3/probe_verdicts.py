@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.aws.errors import AwsError, ErrorKind
-from agent.aws.iam import statements, statements_json
-from agent.aws.probes import Probe
-from agent.aws.verdicts import ROLE, remediation_of, status_of
 from agent.config.models import BucketAccess
+from agent.errors import AwsError, ErrorKind
 from agent.greengrass.recipes import Artifact
 from agent.report import CheckResult, Status, worst
+from agent.s3.iam import statements, statements_json
+from agent.s3.probes import Probe
+from agent.s3.verdicts import ROLE, remediation_of, status_of
 
 
 def probe_result(
