@@ -70,8 +70,8 @@ def make_publisher(
             "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT variables it gives a "
             "component); outside Greengrass use --transport stdout, file or mqtt"
         )
-    from agent.spool import Spool, spool_file
     from agent.transports.ipc import IpcPublisher
+    from agent.transports.spool import Spool, spool_file
     from agent.transports.spooling import SpoolingPublisher
 
     # What the nucleus cannot take while it restarts waits on disk, delivered in order later.

@@ -23,9 +23,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from agent.checks.base import CheckContext, check, result
 from agent.config import Transport
-from agent.mqtt.connection import MqttConnection, NotConnected
 from agent.report import CheckResult, Status
 from agent.subscriptions import topics
+from agent.transports.connection import MqttConnection, NotConnected
 
 CHECK_ID = "subscription.probe"
 MAX_FILTERS_PER_SUBSCRIBE = 8

@@ -20,15 +20,15 @@ from concurrent.futures import Future, TimeoutError
 from typing import Any
 
 from agent.config import AgentConfig
-from agent.fold import payloads
 from agent.greengrass.root import GreengrassRoot
 from agent.log import get_logger
-from agent.mqtt.connection import MqttConnection, MqttSetupError, NotConnected
-from agent.mqtt.outcomes import Drain, Outcomes
-from agent.mqtt.settings import MqttSettings, resolve
-from agent.mqtt.will import will_payload
 from agent.report import HealthReport, PublishOutcome
-from agent.spool import Spool, SpoolError, spool_file
+from agent.transports.connection import MqttConnection, MqttSetupError, NotConnected
+from agent.transports.mqtt_settings import MqttSettings, resolve
+from agent.transports.outcomes import Drain, Outcomes
+from agent.transports.sizing import payloads
+from agent.transports.spool import Spool, SpoolError, spool_file
+from agent.transports.will import will_payload
 
 log = get_logger(__name__)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agent.fold import payloads
 from agent.log import get_logger
 from agent.report import Delivery, HealthReport, PublishOutcome
-from agent.spool import Spool, SpoolError
+from agent.transports.sizing import payloads
+from agent.transports.spool import Spool, SpoolError
 
 log = get_logger(__name__)
 

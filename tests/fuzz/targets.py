@@ -23,7 +23,6 @@ from agent.aws.errors import AwsError, classify, xml_text
 from agent.check_once import check_once
 from agent.config import build_config, validate_publish_topic
 from agent.errors import ConfigError
-from agent.fold import MAX_PAYLOAD_BYTES, payloads
 from agent.greengrass.platform import select_manifest
 from agent.greengrass.recipes import artifact_uris
 from agent.greengrass.root import GreengrassRoot
@@ -43,6 +42,7 @@ from agent.subscriptions.topics import (
     matches,
     topic_problem,
 )
+from agent.transports.sizing import MAX_PAYLOAD_BYTES, payloads
 from agent.x509.files import Problem
 from agent.x509.parse import parse_certificates, parse_private_key
 from agent.yamlio import InputError, load_yaml_text, loads_json

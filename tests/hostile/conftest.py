@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from agent.check_once import check_once
-from agent.fold import MAX_PAYLOAD_BYTES, payloads
 from agent.report import CheckResult, HealthReport, Status
 from agent.settings import load_settings
+from agent.transports.sizing import MAX_PAYLOAD_BYTES, payloads
 from tests.conftest import REPO
 from tests.pki import NOW, Issued, make_ca, make_device_cert, make_greengrass_root, rsa_key
 

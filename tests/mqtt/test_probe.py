@@ -8,9 +8,9 @@ import pytest
 
 from agent.checks.base import CheckContext
 from agent.config import build_config
-from agent.mqtt.connection import MqttConnection
 from agent.mqtt.probe import CHECK_ID, filter_problem, probe_check, run_probes
 from agent.report import Status
+from agent.transports.connection import MqttConnection
 from tests.mqtt.helpers import TOPIC, settings_for
 from tests.peers.mosquitto import Mosquitto
 from tests.pki import THING, make_greengrass_root

@@ -19,8 +19,8 @@ from typing import Any
 
 from agent.errors import AgentError
 from agent.log import get_logger
-from agent.mqtt.settings import MqttSettings
 from agent.secrets import scrub
+from agent.transports.mqtt_settings import MqttSettings
 
 log = get_logger(__name__)
 
