@@ -7,3 +7,16 @@ class AgentError(Exception):
 
 class ConfigError(AgentError):
     """The agent's configuration or command line is invalid; the CLI exits 3 with the message."""
+
+
+class ProbeError(AgentError):
+    """A subscribe probe that could not be sent or answered (``subscription.probe`` UNKNOWN).
+
+    ``reason`` is the result's reason code: ``not_connected``, ``timeout``, ``error`` or
+    ``bad_suback``. Raised by the MQTT transport, judged by the check: it lives in the model so
+    that neither imports the other.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -16,7 +16,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from agent.check_once import check_once
-from agent.checks.base import Kept
+from agent.checks.base import Kept, ProbeSource
 from agent.config import AgentConfig, Transport
 from agent.errors import AgentError, ConfigError
 from agent.greengrass.ipc import IpcSession, running_under_greengrass
@@ -188,7 +188,7 @@ class Agent:
             sequence=self.sequence,
             last_publish=self.last_publish,
             # The subscription probes reuse the MQTT transport's connection.
-            probe_source=self.publisher,
+            probe_source=self.publisher if isinstance(self.publisher, ProbeSource) else None,
         )
         outcome = self.last_publish = self.publisher.publish(report)
         if self.shadow is not None:

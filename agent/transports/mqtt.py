@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, TimeoutError
 from typing import Any
 
@@ -123,6 +124,16 @@ class MqttPublisher:
         if self._drainer is not None:
             self._drainer.join(0.5)
         self.spool.close()
+
+    # -- ProbeSource (``subscription.probe``) -----------------------------------------------
+    @property
+    def has_connected(self) -> bool:
+        """Whether the connection has succeeded at least once."""
+        return self.connection.connects > 0
+
+    def probe_subscribe(self, filters: Sequence[str], timeout_s: float = 5.0) -> list[int]:
+        """SUBACK reason codes for ``filters`` over this transport's own connection."""
+        return self.connection.probe_subscribe(filters, timeout_s)
 
     # -- connection ------------------------------------------------------------------------
     def _start(self) -> bool:
