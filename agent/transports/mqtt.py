@@ -28,7 +28,7 @@ from agent.transports.connection import MqttConnection, MqttSetupError, NotConne
 from agent.transports.mqtt_settings import MqttSettings, resolve
 from agent.transports.outcomes import Drain, Outcomes
 from agent.transports.sizing import payloads
-from agent.transports.spool import Spool, SpoolError, spool_file
+from agent.transports.spool import Spool, SpoolError, drain, spool_file
 from agent.transports.will import will_payload
 
 log = get_logger(__name__)
@@ -178,18 +178,18 @@ class MqttPublisher:
             return Drain("timeout", error="another drain is still delivering the spool")
         try:
             result = Drain()
-            while True:
-                if time.monotonic() >= deadline:
-                    result.state = "budget"
-                    return result
-                try:
-                    batch = self.spool.peek_batch(BATCH)
-                except SpoolError as exc:
-                    return Drain("error", result.delivered, error=str(exc))
-                if not batch:
-                    return result
-                if not self._send_batch(batch, deadline, result):
-                    return result
+            try:
+                ended = drain(
+                    self.spool,
+                    lambda batch: self._send_batch(batch, deadline, result),
+                    batch=BATCH,
+                    deadline=deadline,
+                )
+            except SpoolError as exc:
+                return Drain("error", result.delivered, error=str(exc))
+            if ended == "budget":
+                result.state = "budget"
+            return result
         finally:
             self._drain_lock.release()
 
