@@ -54,3 +54,16 @@ class AwsError(AgentError):
         """For ``wrong_region``: the region the bucket lives in."""
         self.remediation = remediation
         """Advice specific to where the error arose (a credentials provider knows best)."""
+
+
+class ProbeError(AgentError):
+    """A subscribe probe that could not be sent or answered (``subscription.probe`` UNKNOWN).
+
+    ``reason`` is the result's reason code: ``not_connected``, ``timeout``, ``error`` or
+    ``bad_suback``. Raised by the MQTT transport, judged by the check: it lives in the model so
+    that neither imports the other.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -145,6 +145,11 @@ def fold(
     )
 
 
+PUBACK_DELIVERED = {0x00: "SUCCESS", 0x10: "NO_MATCHING_SUBSCRIBERS"}
+"""PUBACK reason codes of a publish the broker accepted (MQTT 5.0 section 3.4.2.1): AWS IoT
+answers 0x10 when nobody subscribes, which still means delivered to the broker."""
+
+
 class Delivery(str, enum.Enum):
     """What became of a report."""
 

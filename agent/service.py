@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from agent.checks.base import Kept
+from agent.checks.base import Kept, ProbeSource
 from agent.config.models import AgentConfig, Transport
 from agent.errors import AgentError, ConfigError
 from agent.greengrass.ipc import IpcSession, running_under_greengrass
@@ -62,8 +62,8 @@ def make_publisher(
             "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT variables it gives a "
             "component); outside Greengrass use --transport stdout, file or mqtt"
         )
-    from agent.spool import Spool, spool_file
     from agent.transports.ipc import IpcPublisher
+    from agent.transports.spool import Spool, spool_file
     from agent.transports.spooling import SpoolingPublisher
 
     # What the nucleus cannot take while it restarts waits on disk, delivered in order later.
@@ -178,7 +178,7 @@ class Agent:
             sequence=self.sequence,
             last_publish=self.last_publish,
             # The subscription probes reuse the MQTT transport's connection.
-            probe_source=self.publisher,
+            probe_source=self.publisher if isinstance(self.publisher, ProbeSource) else None,
         )
         outcome = self.last_publish = self.publisher.publish(report)
         if self.shadow is not None:

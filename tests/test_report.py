@@ -7,8 +7,8 @@ import json
 import jsonschema
 import pytest
 
-from agent.fold import MAX_PAYLOAD_BYTES, payloads
 from agent.report import CheckResult, HealthReport, Status, json_schema, to_json, worst
+from agent.transports.sizing import MAX_PAYLOAD_BYTES, payloads
 
 
 def _report(results: list[CheckResult]) -> HealthReport:

@@ -7,10 +7,10 @@ caches come in the context, so a test pins the clock and hands in real files.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from agent.config.models import AgentConfig
 from agent.greengrass.root import GreengrassRoot
@@ -47,6 +47,38 @@ class Kept:
         return found  # type: ignore[return-value]  # stored under its own type
 
 
+class SubscribeProbe(Protocol):
+    """Something that can ask the broker which topic filters it would let this client subscribe."""
+
+    def probe_subscribe(self, filters: Sequence[str], timeout_s: float = 5.0) -> list[int]:
+        """The SUBACK reason codes for ``filters`` (one each, in order), unsubscribed again.
+
+        Raises ``agent.errors.ProbeError`` (its ``reason`` the UNKNOWN result's reason code)
+        when the SUBSCRIBE cannot be sent or answered.
+        """
+        ...
+
+
+@runtime_checkable
+class ProbeSource(SubscribeProbe, Protocol):
+    """What ``subscription.probe`` needs from the running transport (the MQTT one has it)."""
+
+    @property
+    def topic(self) -> str:
+        """The health topic the reports are published on."""
+        ...
+
+    @property
+    def last_health_puback(self) -> int | None:
+        """The reason code of the last PUBACK on the health topic, None before the first."""
+        ...
+
+    @property
+    def has_connected(self) -> bool:
+        """Whether the transport has connected at least once (nothing to probe before)."""
+        ...
+
+
 @dataclass
 class CheckContext:
     """Everything a check may use; a new one each cycle."""
@@ -60,8 +92,8 @@ class CheckContext:
     """State across cycles (:class:`Kept`)."""
     last_publish: PublishOutcome | None = None
     """How the previous report fared (``run`` only): ``agent.transport``'s input."""
-    probe_source: object | None = None
-    """The live transport (``run`` only): ``subscription.probe`` uses an MQTT one's connection."""
+    probe_source: ProbeSource | None = None
+    """The live MQTT transport (``run`` only): what ``subscription.probe`` probes through."""
     http: HttpClient | None = None
     """The HTTP client of the AWS calls; by default one kept across cycles (connection reuse)."""
     _once: dict[Callable[..., Any], Any] = field(default_factory=dict, repr=False)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.checks.base import CheckContext, check, result
+from agent.checks.probe import probe_check
 from agent.config.files import InputError
 from agent.config.models import Transport
 from agent.config.names import THING_NAME_VARIABLE, topic_problem, with_thing_name
@@ -402,19 +403,4 @@ def _text(value: Any) -> str | None:
     return None if value is None or isinstance(value, (Mapping, list)) else (str(value) or None)
 
 
-@check("subscription.probe")
-def probe(ctx: CheckContext) -> Iterable[CheckResult]:
-    """PUBACK/SUBACK probes over the MQTT transport's connection (``agent.mqtt.probe``).
-
-    Imported only with that transport: the MQTT stack (and the PKCS#11 support it loads) costs
-    a megabyte of a long-running agent's memory that the ipc, stdout and file transports never
-    use.
-    """
-    if ctx.config.transport is not Transport.MQTT or not ctx.config.mqtt.probe:
-        return []
-    from agent.mqtt.probe import probe_check
-
-    return probe_check(ctx)
-
-
-CHECKS = [publish_authorized, policy_lint, bridge, legacy_router, iot_policy, probe]
+CHECKS = [publish_authorized, policy_lint, bridge, legacy_router, iot_policy, probe_check]

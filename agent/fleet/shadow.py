@@ -25,7 +25,7 @@ from agent.report import HealthReport, Status
 from agent.secrets import scrub
 
 if TYPE_CHECKING:
-    from agent.mqtt.connection import MqttConnection
+    from agent.transports.connection import MqttConnection
 
 log = get_logger(__name__)
 

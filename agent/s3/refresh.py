@@ -126,16 +126,11 @@ def audit_inputs(
     deployed: DeployedArtifacts | None,
 ) -> AuditInputs:
     """The inputs of an S3 audit as they are now: a few ``stat`` calls and one hash."""
-    nucleus = greengrass.nucleus
-    alias, cred_endpoint = nucleus.get("iotRoleAlias"), nucleus.get("iotCredEndpoint")
     return AuditInputs(
         config=config,
         thing_name=thing_name,
         region=region,
-        nucleus=(
-            alias if isinstance(alias, str) else None,
-            cred_endpoint if isinstance(cred_endpoint, str) else None,
-        ),
+        nucleus=(greengrass.role_alias, greengrass.credentials_endpoint),
         environment=_environment_digest(env),
         files=tuple((p, _stamp(p)) for p in _credential_files(config, greengrass, env)),
         deployed=deployed,

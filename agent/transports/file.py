@@ -7,12 +7,11 @@ prometheus/client_python's textfile writer.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
 
-from agent.report import Delivery, HealthReport, PublishOutcome
+from agent.report import Delivery, HealthReport, PublishOutcome, to_json
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -43,7 +42,7 @@ class FilePublisher:
 
     def publish(self, report: HealthReport) -> PublishOutcome:
         """Write the report; a full disk or a read-only directory is a failed delivery."""
-        line = json.dumps(report.to_dict(), separators=(",", ":"))
+        line = to_json(report)
         try:
             write_atomically(self.path, (line + "\n").encode())
             if self.history_max_bytes:

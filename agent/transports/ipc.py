@@ -9,10 +9,10 @@ while it restarts waits on disk.
 
 from __future__ import annotations
 
-from agent.fold import payloads
 from agent.greengrass.ipc import IpcSession, IpcUnauthorized, IpcUnavailable
 from agent.log import get_logger
 from agent.report import Delivery, HealthReport, PublishOutcome
+from agent.transports.sizing import payloads
 
 log = get_logger(__name__)
 

@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, TimeoutError
 from typing import Any
 
 from agent.config.models import AgentConfig
-from agent.fold import payloads
 from agent.greengrass.root import GreengrassRoot
 from agent.log import get_logger
-from agent.mqtt.connection import MqttConnection, MqttSetupError, NotConnected
-from agent.mqtt.outcomes import Drain, Outcomes
-from agent.mqtt.settings import MqttSettings, resolve
-from agent.mqtt.will import will_payload
-from agent.report import HealthReport, PublishOutcome
-from agent.spool import Spool, SpoolError, spool_file
+from agent.report import PUBACK_DELIVERED, HealthReport, PublishOutcome
+from agent.transports.connection import MqttConnection, MqttSetupError, NotConnected
+from agent.transports.mqtt_settings import MqttSettings, resolve
+from agent.transports.outcomes import Drain, Outcomes
+from agent.transports.sizing import payloads
+from agent.transports.spool import Spool, SpoolError, drain, spool_file
+from agent.transports.will import will_payload
 
 log = get_logger(__name__)
 
@@ -37,7 +38,6 @@ CONNECT_WAIT_S = 3.0
 DRAIN_BUDGET_S = 10.0
 """How long one publish may spend delivering spooled reports (the rest goes next time)."""
 BATCH = 16
-DELIVERED_CODES = {0x00, 0x10}
 POISON_CODES = {0x95, 0x99}
 
 
@@ -124,6 +124,16 @@ class MqttPublisher:
             self._drainer.join(0.5)
         self.spool.close()
 
+    # -- ProbeSource (``subscription.probe``) -----------------------------------------------
+    @property
+    def has_connected(self) -> bool:
+        """Whether the connection has succeeded at least once."""
+        return self.connection.connects > 0
+
+    def probe_subscribe(self, filters: Sequence[str], timeout_s: float = 5.0) -> list[int]:
+        """SUBACK reason codes for ``filters`` over this transport's own connection."""
+        return self.connection.probe_subscribe(filters, timeout_s)
+
     # -- connection ------------------------------------------------------------------------
     def _start(self) -> bool:
         if self._started:
@@ -167,18 +177,18 @@ class MqttPublisher:
             return Drain("timeout", error="another drain is still delivering the spool")
         try:
             result = Drain()
-            while True:
-                if time.monotonic() >= deadline:
-                    result.state = "budget"
-                    return result
-                try:
-                    batch = self.spool.peek_batch(BATCH)
-                except SpoolError as exc:
-                    return Drain("error", result.delivered, error=str(exc))
-                if not batch:
-                    return result
-                if not self._send_batch(batch, deadline, result):
-                    return result
+            try:
+                ended = drain(
+                    self.spool,
+                    lambda batch: self._send_batch(batch, deadline, result),
+                    batch=BATCH,
+                    deadline=deadline,
+                )
+            except SpoolError as exc:
+                return Drain("error", result.delivered, error=str(exc))
+            if ended == "budget":
+                result.state = "budget"
+            return result
         finally:
             self._drain_lock.release()
 
@@ -214,7 +224,7 @@ class MqttPublisher:
                 self._inflight.pop(entry_id, None)
                 code = _puback_code(completion)
                 self.last_health_puback = code
-                if code in DELIVERED_CODES:
+                if code in PUBACK_DELIVERED:
                     delivered.append(entry_id)
                 elif code in POISON_CODES:
                     log.error("report_rejected_by_broker", code=f"0x{code:02x}")
@@ -246,7 +256,7 @@ class MqttPublisher:
                 return sent
             code = _puback_code(completion)
             self.last_health_puback = code
-            if code not in DELIVERED_CODES:
+            if code not in PUBACK_DELIVERED:
                 return sent
             sent += 1
         return sent

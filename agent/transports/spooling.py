@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agent.fold import payloads
 from agent.log import get_logger
 from agent.report import Delivery, HealthReport, PublishOutcome
-from agent.spool import Spool, SpoolError
+from agent.transports.sizing import payloads
+from agent.transports.spool import Spool, Spooled, SpoolError, drain
 
 log = get_logger(__name__)
 
@@ -71,17 +71,24 @@ class SpoolingPublisher:
 
     def _drain(self) -> PublishOutcome | None:
         """Deliver spooled payloads oldest first; the first failure stops it and is returned."""
-        while batch := self.spool.peek_batch(DRAIN_BATCH):
+        failure: PublishOutcome | None = None
+
+        def send(batch: list[Spooled]) -> bool:
+            nonlocal failure
             delivered: list[int] = []
             try:
                 for entry in batch:
                     outcome = self.inner.publish_payload(entry.payload)
                     if outcome.delivery is not Delivery.DELIVERED:
-                        return outcome
+                        failure = outcome
+                        return False
                     delivered.append(entry.id)
             finally:
                 self.spool.ack(delivered)
-        return None
+            return True
+
+        drain(self.spool, send, batch=DRAIN_BATCH)
+        return failure
 
     def _spool(self, parts: list[bytes], failure: PublishOutcome) -> PublishOutcome:
         if failure.unauthorized:

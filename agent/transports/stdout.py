@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TextIO
 
-from agent.report import Delivery, HealthReport, PublishOutcome
+from agent.report import Delivery, HealthReport, PublishOutcome, to_json
 
 
 class StdoutPublisher:
@@ -20,7 +19,7 @@ class StdoutPublisher:
     def publish(self, report: HealthReport) -> PublishOutcome:
         """Write one line; a closed pipe is a failed delivery, not a crash."""
         try:
-            self._stream.write(json.dumps(report.to_dict(), separators=(",", ":")) + "\n")
+            self._stream.write(to_json(report) + "\n")
             self._stream.flush()
         except (OSError, ValueError) as exc:
             return PublishOutcome(

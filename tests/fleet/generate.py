@@ -1,7 +1,8 @@
 """A seeded fleet of health reports, with the answers fleet-summary must find.
 
 The reports are built with the agent's own model (``HealthReport.build``) and published shape
-(``agent.fold.payloads``, chunked where large), so they are what an IoT rule would store.
+(``agent.transports.sizing.payloads``, chunked where large), so they are what an IoT rule
+would store.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from agent.fold import payloads
 from agent.report import CheckResult, HealthReport, Status, worst
+from agent.transports.sizing import payloads
 
 DEVICE_CERT = "/greengrass/v2/thingCert.crt"
 CHUNK_LIMIT = 4096  # small, so the devices with many findings go out as several chunks

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from agent.fleet.shadow import MAX_STATE_BYTES, ShadowOutcome, ShadowReporter, mqtt_publish
 from agent.report import CheckResult, Delivery, HealthReport, Status
-from agent.spool import Spool
 from agent.transports.mqtt import MqttPublisher
+from agent.transports.spool import Spool
 from tests.mqtt.helpers import TOPIC, settings_for, wait_for
 from tests.peers.mosquitto import Mosquitto, Subscriber
 from tests.pki import THING

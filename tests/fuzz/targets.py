@@ -24,7 +24,6 @@ from agent.config import build_config, validate_publish_topic
 from agent.config.files import InputError, load_yaml_text, loads_json
 from agent.config.names import topic_problem
 from agent.errors import AwsError, ConfigError
-from agent.fold import MAX_PAYLOAD_BYTES, payloads
 from agent.greengrass.platform import select_manifest
 from agent.greengrass.recipes import artifact_uris
 from agent.greengrass.root import GreengrassRoot
@@ -43,6 +42,7 @@ from agent.subscriptions.topics import (
     filter_problem,
     matches,
 )
+from agent.transports.sizing import MAX_PAYLOAD_BYTES, payloads
 from agent.x509.files import Problem
 from agent.x509.parse import parse_certificates, parse_private_key
 

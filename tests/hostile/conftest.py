@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.fold import MAX_PAYLOAD_BYTES, payloads
 from agent.report import CheckResult, HealthReport, Status
 from agent.runner import check_once, load_settings
+from agent.transports.sizing import MAX_PAYLOAD_BYTES, payloads
 from tests.conftest import REPO
 from tests.pki import NOW, Issued, make_ca, make_device_cert, make_greengrass_root, rsa_key
 

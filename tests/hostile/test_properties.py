@@ -3,8 +3,8 @@
 Loader: whatever plain data or text arrives, the outcome is a valid AgentConfig or a
 ConfigError/InputError naming a key path or the file — never another exception; an accepted
 health topic obeys every AWS IoT limit; a valid configuration survives a dump/load round trip;
-the later layer wins. Folding (agent/fold.py): every payload fits the limit, every non-OK
-result survives with its status, the summary and status are the report's in every payload,
+the later layer wins. Folding (agent/transports/sizing.py): every payload fits the limit, every
+non-OK result survives with its status, the summary and status are the report's in every payload,
 the OK results are all accounted for, and chunks are numbered 1..n under one sequence.
 """
 
@@ -23,9 +23,9 @@ from agent.config import AgentConfig, build_config, validate_publish_topic
 from agent.config.files import MAX_JSON_DEPTH, InputError, load_yaml_text, loads_json
 from agent.config.names import topic_problem
 from agent.errors import ConfigError
-from agent.fold import MAX_PAYLOAD_BYTES, TARGETS_SAMPLE, payloads
 from agent.report import CheckResult, HealthReport, Status
 from agent.subscriptions.topics import aws_iot_limit_problem
+from agent.transports.sizing import MAX_PAYLOAD_BYTES, TARGETS_SAMPLE, payloads
 
 # --- the configuration loader --------------------------------------------------------------------
 

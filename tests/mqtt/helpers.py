@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.greengrass.root import GreengrassRoot
-from agent.mqtt.settings import MqttSettings
 from agent.pkcs11 import TokenKey, parse_uri
+from agent.transports.mqtt_settings import MqttSettings
 from tests.peers.mosquitto import Mosquitto
 from tests.peers.softhsm import SoftHsm, TokenObject
 from tests.pki import THING, make_greengrass_root

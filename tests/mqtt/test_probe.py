@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 
 from agent.checks.base import CheckContext
+from agent.checks.probe import CHECK_ID, filter_problem, probe_check, run_probes
 from agent.config import build_config
-from agent.mqtt.connection import MqttConnection
-from agent.mqtt.probe import CHECK_ID, filter_problem, probe_check, run_probes
 from agent.report import Status
+from agent.transports.connection import MqttConnection
 from tests.mqtt.helpers import TOPIC, settings_for
 from tests.peers.mosquitto import Mosquitto
 from tests.pki import THING, make_greengrass_root
@@ -107,12 +107,21 @@ def test_the_check_uses_the_running_transport_connection(
 ) -> None:
     root = make_greengrass_root(tmp_path)
 
-    class Source:
+    class Source:  # the ProbeSource side of the MQTT transport, over the test's connection
         topic = TOPIC
         last_health_puback = 0
 
-    source = Source()
-    source.connection = connection  # type: ignore[attr-defined]
+        def __init__(self, connection: MqttConnection) -> None:
+            self.connection = connection
+
+        @property
+        def has_connected(self) -> bool:
+            return self.connection.connects > 0
+
+        def probe_subscribe(self, filters: list[str], timeout_s: float = 5.0) -> list[int]:
+            return self.connection.probe_subscribe(filters, timeout_s)
+
+    source = Source(connection)
     config = build_config(
         {
             "transport": "mqtt",
@@ -125,8 +134,7 @@ def test_the_check_uses_the_running_transport_connection(
     assert results[f"cmd/{THING}/#"].status is Status.OK
     assert results["cmd/nope"].status is Status.CRITICAL
     # Before the transport's first connection there is nothing to report either way.
-    fresh = Source()
-    fresh.connection = MqttConnection(connection.settings)  # type: ignore[attr-defined]
+    fresh = Source(MqttConnection(connection.settings))
     early = CheckContext(config=config, greengrass=root, probe_source=fresh)
     assert list(probe_check(early)) == []
     # Without a running MQTT transport (the one-shot ``check``) there is nothing to probe with.

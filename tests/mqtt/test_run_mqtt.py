@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.mqtt.will import is_will
+from agent.transports.will import is_will
 from tests.conftest import REPO
 from tests.mqtt.helpers import TOPIC, greengrass_root, wait_for
 from tests.peers.mosquitto import Mosquitto, Subscriber
@@ -245,7 +245,7 @@ def test_broker_down_from_the_start_spools_and_sigterm_still_exits_0(
         assert took < STOP_LIMIT_S
     finally:
         agent.kill()
-    from agent.spool import Spool
+    from agent.transports.spool import Spool
 
     spooled = Spool(tmp_path / "spool" / "spool.sqlite3", 1 << 20).peek_batch(100)
     sequences = [json.loads(e.payload)["sequence"] for e in spooled]

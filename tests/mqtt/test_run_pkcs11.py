@@ -120,10 +120,10 @@ LIVE_SESSION_SCRIPT = """
 import json, sys
 from pathlib import Path
 from cryptography import x509
-from agent.mqtt.settings import MqttSettings
+from agent.transports.mqtt_settings import MqttSettings
 from agent.pkcs11 import TokenKey, parse_uri, token_public_key
 from agent.report import HealthReport
-from agent.spool import Spool
+from agent.transports.spool import Spool
 from agent.transports.mqtt import MqttPublisher
 
 port, ca, cert, library, uri, pin, spool = sys.argv[1:]

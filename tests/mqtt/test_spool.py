@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.spool import Spool, SpoolError, spool_file
+from agent.transports.spool import Spool, SpoolError, spool_file
 from tests.peers.base import unavailable
 
 KB = 1024
@@ -88,7 +88,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from agent.spool import Spool
+    from agent.transports.spool import Spool
     spool = Spool(Path(sys.argv[1]), 1 << 20)
     i = 0
     while True:
@@ -196,7 +196,7 @@ def test_a_spool_never_written_reads_empty_without_loading_sqlite(tmp_path: Path
         """
         import sys
         from pathlib import Path
-        from agent.spool import Spool
+        from agent.transports.spool import Spool
         spool = Spool(Path(sys.argv[1]), 1024)
         print(spool.peek_batch(5), spool.depth, spool.dropped, spool.size)
         spool.ack([])

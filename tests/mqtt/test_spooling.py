@@ -14,7 +14,7 @@ import pytest
 
 from agent.greengrass.ipc import IpcSession, IpcUnauthorized, IpcUnavailable
 from agent.report import CheckResult, Delivery, HealthReport, PublishOutcome, Status
-from agent.spool import Spool
+from agent.transports.spool import Spool
 from agent.transports.spooling import SpoolingPublisher
 from tests.nucleus.standin import NucleusStandIn
 

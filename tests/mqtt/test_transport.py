@@ -10,10 +10,10 @@ import pytest
 
 from agent.config import build_config
 from agent.errors import ConfigError
-from agent.mqtt.will import is_will
 from agent.report import CheckResult, Delivery, HealthReport, Status
-from agent.spool import Spool
 from agent.transports.mqtt import MqttPublisher
+from agent.transports.spool import Spool
+from agent.transports.will import is_will
 from tests.mqtt.helpers import (
     TOPIC,
     greengrass_root,

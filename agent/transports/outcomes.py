@@ -12,10 +12,10 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.mqtt.connection import MqttConnection
-from agent.mqtt.settings import MqttSettings
 from agent.report import Delivery, PublishOutcome
-from agent.spool import Spool, SpoolError
+from agent.transports.connection import MqttConnection
+from agent.transports.mqtt_settings import MqttSettings
+from agent.transports.spool import Spool, SpoolError
 
 NOT_AUTHORIZED = 0x87
 

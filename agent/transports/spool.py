@@ -18,7 +18,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from errno import EACCES, EEXIST, EISDIR, ENOENT, ENOSPC, ENOTDIR, EPERM, EROFS
 from pathlib import Path
@@ -264,6 +264,30 @@ class Spool:
         db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
         _configure(db)
         return db
+
+
+def drain(
+    spool: Spool,
+    send: Callable[[list[Spooled]], bool],
+    *,
+    batch: int = 16,
+    deadline: float | None = None,
+) -> str:
+    """The one drain loop of both spooling paths: spooled entries, oldest first, to ``send``.
+
+    ``send`` delivers one batch and settles it (acks what went out); it returns False when the
+    drain must stop. The result says why the loop ended: ``"empty"`` (nothing left),
+    ``"stopped"`` (``send`` said so) or ``"budget"`` (``deadline``, a ``time.monotonic()``,
+    passed). A SpoolError reading the spool propagates.
+    """
+    while True:
+        if deadline is not None and time.monotonic() >= deadline:
+            return "budget"
+        entries = spool.peek_batch(batch)
+        if not entries:
+            return "empty"
+        if not send(entries):
+            return "stopped"
 
 
 def _configure(db: sqlite3.Connection) -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from agent import __version__
-from agent.fold import encode
 from agent.report import CheckResult, HealthReport, Status
+from agent.transports.sizing import encode
 
 WILL_SEQUENCE = 0
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, TimeoutError
 from typing import Any
 
-from agent.errors import AgentError
+from agent.errors import AgentError, ProbeError
 from agent.log import get_logger
-from agent.mqtt.settings import MqttSettings
 from agent.secrets import scrub
+from agent.transports.mqtt_settings import MqttSettings
 
 log = get_logger(__name__)
 
@@ -222,6 +222,31 @@ class MqttConnection:
 
         client = self._live_client()
         return client.unsubscribe(mqtt5.UnsubscribePacket(topic_filters=list(filters)))  # type: ignore[no-any-return]
+
+    def probe_subscribe(self, filters: Sequence[str], timeout_s: float = 5.0) -> list[int]:
+        """The SUBACK reason codes of one SUBSCRIBE of ``filters``, one per filter, in order.
+
+        What is granted is unsubscribed again at once (best effort). ProbeError (its reason
+        ``not_connected``, ``timeout``, ``error`` or ``bad_suback``) when no usable answer came.
+        """
+        filters = list(filters)
+        try:
+            suback = self.subscribe(filters).result(timeout_s)
+        except NotConnected as exc:
+            raise ProbeError("not_connected", f"cannot probe: {exc}") from exc
+        except TimeoutError as exc:
+            raise ProbeError("timeout", f"no SUBACK within {timeout_s:.0f} s") from exc
+        except Exception as exc:  # the CRT refused it locally or the connection dropped
+            raise ProbeError("error", f"SUBSCRIBE failed: {type(exc).__name__}") from exc
+        codes = [int(c) for c in getattr(suback, "reason_codes", None) or []]
+        if len(codes) != len(filters):
+            raise ProbeError("bad_suback", "the SUBACK did not answer every filter")
+        granted = [f for f, c in zip(filters, codes, strict=True) if c < 0x80]
+        if granted:
+            # Best effort: a clean session forgets the subscriptions anyway.
+            with contextlib.suppress(Exception):
+                self.unsubscribe(granted).result(timeout_s)
+        return codes
 
     def _live_client(self) -> Any:
         client = self._client

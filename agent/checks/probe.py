@@ -17,19 +17,18 @@ NOT_AUTHORIZED (0x87) and filters the broker can never accept are CRITICAL (MQTT
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from concurrent.futures import TimeoutError
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from agent.checks.base import CheckContext, check, result
+from agent.checks.base import CheckContext, SubscribeProbe, check, result
 from agent.config.models import Transport
-from agent.mqtt.connection import MqttConnection, NotConnected
-from agent.report import CheckResult, Status
+from agent.config.names import with_thing_name
+from agent.errors import ProbeError
+from agent.report import PUBACK_DELIVERED, CheckResult, Status
 from agent.subscriptions import topics
 
 CHECK_ID = "subscription.probe"
 MAX_FILTERS_PER_SUBSCRIBE = 8
-DELIVERED = {0x00: "SUCCESS", 0x10: "NO_MATCHING_SUBSCRIBERS"}
 NEVER_ACCEPTED = {
     0x87: "NOT_AUTHORIZED",
     0x8F: "TOPIC_FILTER_INVALID",
@@ -39,22 +38,13 @@ NEVER_ACCEPTED = {
 }
 
 
-@runtime_checkable
-class ProbeSource(Protocol):
-    """What the probes need from the running transport."""
-
-    connection: MqttConnection
-    topic: str
-    last_health_puback: int | None
-
-
 def filter_problem(topic_filter: str) -> str | None:
     """Why ``topic_filter`` is not a valid AWS IoT topic filter (MQTT syntax and IoT limits)."""
     return topics.filter_problem(topic_filter) or topics.aws_iot_limit_problem(topic_filter)
 
 
 def run_probes(
-    connection: MqttConnection,
+    source: SubscribeProbe,
     required_topics: Sequence[str],
     *,
     health_topic: str | None = None,
@@ -83,16 +73,14 @@ def run_probes(
                 )
             )
     for start in range(0, len(valid), MAX_FILTERS_PER_SUBSCRIBE):
-        out += _subscribe_probe(
-            connection, valid[start : start + MAX_FILTERS_PER_SUBSCRIBE], timeout_s
-        )
+        out += _subscribe_probe(source, valid[start : start + MAX_FILTERS_PER_SUBSCRIBE], timeout_s)
     return out
 
 
 def _publish_verdict(topic: str, code: int) -> CheckResult:
-    name = DELIVERED.get(code) or NEVER_ACCEPTED.get(code) or "reason"
+    name = PUBACK_DELIVERED.get(code) or NEVER_ACCEPTED.get(code) or "reason"
     facts: dict[str, Any] = {"operation": "publish", "reason_code": code, "reason": name}
-    if code in DELIVERED:
+    if code in PUBACK_DELIVERED:
         return result(CHECK_ID, Status.OK, topic, f"publish accepted ({name})", **facts)
     if code == 0x87:
         return result(
@@ -114,32 +102,13 @@ def _publish_verdict(topic: str, code: int) -> CheckResult:
 
 
 def _subscribe_probe(
-    connection: MqttConnection, filters: list[str], timeout_s: float
+    source: SubscribeProbe, filters: list[str], timeout_s: float
 ) -> list[CheckResult]:
     try:
-        suback = connection.subscribe(filters).result(timeout_s)
-    except NotConnected as exc:
-        return [_unknown(f, f"cannot probe: {exc}", "not_connected") for f in filters]
-    except TimeoutError:
-        return [_unknown(f, f"no SUBACK within {timeout_s:.0f} s", "timeout") for f in filters]
-    except Exception as exc:  # the CRT refused it locally or the connection dropped
-        return [_unknown(f, f"SUBSCRIBE failed: {type(exc).__name__}", "error") for f in filters]
-    codes = [int(c) for c in getattr(suback, "reason_codes", None) or []]
-    if len(codes) != len(filters):
-        return [
-            _unknown(f, "the SUBACK did not answer every filter", "bad_suback") for f in filters
-        ]
-    granted = [f for f, c in zip(filters, codes, strict=True) if c < 0x80]
-    if granted:
-        _unsubscribe(connection, granted, timeout_s)
+        codes = source.probe_subscribe(filters, timeout_s)
+    except ProbeError as exc:
+        return [_unknown(f, str(exc), exc.reason) for f in filters]
     return [_subscribe_verdict(f, c) for f, c in zip(filters, codes, strict=True)]
-
-
-def _unsubscribe(connection: MqttConnection, filters: list[str], timeout_s: float) -> None:
-    try:
-        connection.unsubscribe(filters).result(timeout_s)
-    except Exception:  # best effort: a clean session forgets the subscriptions anyway
-        return
 
 
 def _subscribe_verdict(topic_filter: str, code: int) -> CheckResult:
@@ -186,25 +155,19 @@ def _unknown(topic: str, message: str, reason: str) -> CheckResult:
 
 
 @check(CHECK_ID)
-def probe_check(ctx: CheckContext) -> Iterator[CheckResult]:
+def probe_check(ctx: CheckContext) -> Iterable[CheckResult]:
     """Probes over the running MQTT transport's connection; nothing without one (``check``)."""
-    if ctx.config.transport is not Transport.MQTT or not ctx.config.mqtt.probe:
-        return
     source = ctx.probe_source
-    connection = getattr(source, "connection", None)
-    if not isinstance(connection, MqttConnection):
-        return
-    assert isinstance(source, ProbeSource)  # the transport that owns an MqttConnection
-    if connection.connects == 0:
+    if ctx.config.transport is not Transport.MQTT or not ctx.config.mqtt.probe or source is None:
+        return []
+    if not source.has_connected:
         # Not connected yet (the first cycle runs before the first publish): nothing verified,
         # nothing refused; agent.publish reports the connection itself.
-        return
+        return []
     thing = ctx.thing_name
-    required = [
-        t.replace("{iot:thingName}", thing) for t in ctx.config.subscriptions.required_topics
-    ]
-    yield from run_probes(
-        connection,
+    required = [with_thing_name(t, thing) for t in ctx.config.subscriptions.required_topics]
+    return run_probes(
+        source,
         required,
         health_topic=source.topic,
         health_puback=source.last_health_puback,

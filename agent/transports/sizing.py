@@ -8,13 +8,12 @@ Limit: https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broke
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from agent.report import CheckResult, Chunk, HealthReport, Status
+from agent.report import CheckResult, Chunk, HealthReport, Status, to_json
 
 MAX_PAYLOAD_BYTES = 128 * 1024
 TARGETS_SAMPLE = 10
@@ -25,7 +24,7 @@ clipped in a folded report so the header every chunk repeats cannot outgrow the 
 
 def encode(report: HealthReport) -> bytes:
     """Compact JSON bytes of a report."""
-    return json.dumps(report.to_dict(), separators=(",", ":")).encode()
+    return to_json(report).encode()
 
 
 def fold_ok(results: Iterable[CheckResult]) -> list[CheckResult]:
@@ -51,7 +50,7 @@ def fold_ok(results: Iterable[CheckResult]) -> list[CheckResult]:
 
 
 def _result_size(r: CheckResult) -> int:
-    return len(json.dumps(r.to_dict(), separators=(",", ":")).encode()) + 1
+    return len(to_json(r).encode()) + 1
 
 
 def _shrink(r: CheckResult, budget: int) -> CheckResult:
