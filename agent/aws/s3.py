@@ -103,15 +103,15 @@ class S3:
     ) -> Response:
         region = self.regions.get(bucket) or self.session.region
         response = self._send(method, bucket, key, query, what, region, body, headers)
-        if not response.ok:
-            error = classify(response.status, response.headers, response.body, what=what)
-            if error.kind is ErrorKind.WRONG_REGION and error.region and error.region != region:
-                # S3 names the bucket's region; sign for it and ask once more.
-                self.regions.set(bucket, error.region)
-                response = self._send(method, bucket, key, query, what, error.region, body, headers)
-                if response.ok:
-                    return response
-                error = classify(response.status, response.headers, response.body, what=what)
+        error = _failure(response, what)
+        moved = error.region if error and error.kind is ErrorKind.WRONG_REGION else None
+        if moved and moved != region:
+            # S3 names the bucket's region; sign for it and ask once more.
+            region = moved
+            self.regions.set(bucket, region)
+            response = self._send(method, bucket, key, query, what, region, body, headers)
+            error = _failure(response, what)
+        if error:
             raise error
         return response
 
@@ -139,6 +139,15 @@ class S3:
             headers=headers,
             body=body,
         )
+
+
+def _failure(response: Response, what: str) -> AwsError | None:
+    """The classified error of a failed answer, None for a success."""
+    return (
+        None
+        if response.ok
+        else classify(response.status, response.headers, response.body, what=what)
+    )
 
 
 def guarded(call: Callable[[], object]) -> AwsError | None:

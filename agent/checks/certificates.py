@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.checks.base import CheckContext, check
-from agent.report import CheckResult, Status, fold
+from agent.report import CheckResult, Status, Verdict, fold
 from agent.x509 import files as reasons
 from agent.x509.chain import device_cert_findings, root_ca_findings
 from agent.x509.inventory import Inventory, Role, Sources, collect
 from agent.x509.parse import PemCertificates, PrivateKeyFacts
-from agent.x509.perms import Verdict, directories_of, directory_verdict, file_verdict
+from agent.x509.perms import directories_of, directory_verdict, file_verdict
 from agent.x509.quality import describe_key
 from agent.x509.results import (
     ListMemo,
@@ -268,12 +268,7 @@ def permissions(ctx: CheckContext) -> Iterable[CheckResult]:
         verdict = directory_verdict(directory, dependants)
         if verdict is not None:
             verdicts.append(verdict)
-    return [
-        CheckResult(
-            "certificate.permissions", v.status, v.target, v.message, v.details, v.remediation
-        )
-        for v in verdicts
-    ]
+    return [v.to_result("certificate.permissions") for v in verdicts]
 
 
 CHECKS = [readable, validity, key_quality, key_match, chain, permissions]

@@ -86,7 +86,11 @@ def overlaps(first: str, second: str) -> bool:
         x = a[index] if index < len(a) else None
         y = b[index] if index < len(b) else None
         if x == "#" or y == "#":
-            return True
+            # "#" also matches its parent level. When the other filter ends right here, the
+            # common topics are the levels so far - and one empty level is the empty string,
+            # which is no topic name (MQTT 5.0 section 4.7.3): "/#" and "+" share no topic.
+            ends_here = (y if x == "#" else x) is None
+            return not (ends_here and index == 1 and "" in (a[0], b[0]))
         if x is None or y is None:
             return False
         if x != y and x != "+" and y != "+":

@@ -10,24 +10,12 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
 from typing import Any
 
-from agent.report import Status
+from agent.report import Finding, Status, Verdict
 from agent.x509.files import PERMISSION_DENIED, os_problem
 
 _WORLD_OR_GROUP_WRITE = stat.S_IWGRP | stat.S_IWOTH
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """One permission verdict about one path."""
-
-    target: str
-    status: Status
-    message: str
-    remediation: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 def _mode(st: os.stat_result) -> str:
@@ -44,12 +32,13 @@ def file_verdict(path: str, private_key: bool) -> Verdict | None:
         problem = os_problem(exc)
         if problem.reason != PERMISSION_DENIED:
             return None
-        return Verdict(
+        return _problem(
             path,
+            {},
             Status.UNKNOWN,
+            PERMISSION_DENIED,
             "cannot stat: permission denied on a parent directory",
             "run the agent with RequiresPrivilege: true to audit root-only paths",
-            {"reason": PERMISSION_DENIED},
         )
     mode = st.st_mode
     details: dict[str, Any] = {"mode": _mode(st), "uid": st.st_uid, "gid": st.st_gid}
@@ -61,31 +50,34 @@ def file_verdict(path: str, private_key: bool) -> Verdict | None:
                 who.append("world-" + _rw(mode & stat.S_IROTH, mode & stat.S_IWOTH))
             if mode & stat.S_IWGRP:
                 who.append("group-writable")
-            return Verdict(
+            return _problem(
                 path,
+                details,
                 Status.CRITICAL,
+                "key_exposed",
                 f"private key is {' and '.join(who)} (mode {_mode(st)})",
                 f"chmod 600 {path} (Greengrass installs the key root-owned, mode 600), "
                 "then rotate the key: it may have been copied",
-                {**details, "reason": "key_exposed"},
             )
         if mode & stat.S_IRGRP:
-            return Verdict(
+            return _problem(
                 path,
+                details,
                 Status.WARNING,
+                "key_group_readable",
                 f"private key is group-readable (mode {_mode(st)})",
                 f"chmod 600 {path} unless a group must read it",
-                {**details, "reason": "key_group_readable"},
             )
     elif mode & stat.S_IWOTH:
-        return Verdict(
+        return _problem(
             path,
+            details,
             Status.CRITICAL,
+            "world_writable",
             f"{what} is world-writable (mode {_mode(st)})",
             f"chmod o-w {path}",
-            {**details, "reason": "world_writable"},
         )
-    return Verdict(path, Status.OK, f"{what} mode {_mode(st)} is safe", None, details)
+    return Verdict(path, f"{what} mode {_mode(st)} is safe", details=details)
 
 
 def directories_of(path: str) -> list[str]:
@@ -111,15 +103,27 @@ def directory_verdict(directory: str, dependants: list[str]) -> Verdict | None:
     details: dict[str, Any] = {"mode": _mode(st), "uid": st.st_uid, "files": sorted(dependants)}
     if st.st_mode & stat.S_IWOTH:
         sticky = " (sticky, yet others can still add files)" if st.st_mode & stat.S_ISVTX else ""
-        return Verdict(
+        return _problem(
             directory,
+            details,
             Status.CRITICAL,
+            "world_writable_directory",
             f"directory is world-writable (mode {_mode(st)}){sticky}: anyone can replace "
             f"{', '.join(sorted(dependants))}",
             f"chmod o-w {directory}",
-            {**details, "reason": "world_writable_directory"},
         )
-    return Verdict(directory, Status.OK, f"directory mode {_mode(st)} is safe", None, details)
+    return Verdict(directory, f"directory mode {_mode(st)} is safe", details=details)
+
+
+def _problem(
+    target: str,
+    details: dict[str, Any],
+    status: Status,
+    reason: str,
+    message: str,
+    remediation: str,
+) -> Verdict:
+    return Verdict(target, "", (Finding(status, reason, message, remediation),), details)
 
 
 def _rw(read: int, write: int) -> str:
