@@ -9,9 +9,9 @@ from agent.fleet.shadow import MAX_STATE_BYTES, ShadowOutcome, ShadowReporter, m
 from agent.report import CheckResult, Delivery, HealthReport, Status
 from agent.transports.mqtt import MqttPublisher
 from agent.transports.spool import Spool
-from tests.mqtt.helpers import TOPIC, settings_for, wait_for
 from tests.peers.mosquitto import Mosquitto, Subscriber
 from tests.pki import THING
+from tests.transports.helpers import TOPIC, settings_for, wait_for
 
 SHADOW_TOPIC = f"$aws/things/{THING}/shadow/name/gghealth/update"
 

@@ -14,15 +14,15 @@ from agent.report import CheckResult, Delivery, HealthReport, Status
 from agent.transports.mqtt import MqttPublisher
 from agent.transports.spool import Spool
 from agent.transports.will import is_will
-from tests.mqtt.helpers import (
+from tests.peers.mosquitto import Mosquitto, Subscriber
+from tests.peers.tls import ca
+from tests.pki import THING
+from tests.transports.helpers import (
     TOPIC,
     greengrass_root,
     settings_for,
     wait_for,
 )
-from tests.peers.mosquitto import Mosquitto, Subscriber
-from tests.peers.tls import ca
-from tests.pki import THING
 
 KB = 1024
 

@@ -22,9 +22,9 @@ import yaml
 
 from agent.transports.will import is_will
 from tests.conftest import REPO
-from tests.mqtt.helpers import TOPIC, greengrass_root, wait_for
 from tests.peers.mosquitto import Mosquitto, Subscriber
 from tests.pki import THING
+from tests.transports.helpers import TOPIC, greengrass_root, wait_for
 
 STOP_LIMIT_S = 5.0  # SPEC: SIGTERM -> exit 0 within 5 s
 

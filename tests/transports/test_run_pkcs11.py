@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.mqtt.helpers import TOPIC, cert_for_token_key, greengrass_root, wait_for
 from tests.peers.mosquitto import Mosquitto, Subscriber
 from tests.peers.softhsm import SoftHsm
 from tests.pki import THING
+from tests.transports.helpers import TOPIC, cert_for_token_key, greengrass_root, wait_for
 
 PROVIDER = "aws.greengrass.crypto.Pkcs11Provider"
 

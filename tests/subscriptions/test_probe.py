@@ -11,9 +11,9 @@ from agent.checks.probe import CHECK_ID, filter_problem, probe_check, run_probes
 from agent.config import build_config
 from agent.report import Status
 from agent.transports.connection import MqttConnection
-from tests.mqtt.helpers import TOPIC, settings_for
 from tests.peers.mosquitto import Mosquitto
 from tests.pki import THING, make_greengrass_root
+from tests.transports.helpers import TOPIC, settings_for
 
 
 @pytest.fixture
