@@ -13,7 +13,7 @@ from agent.errors import AwsError, ErrorKind
 from agent.greengrass.recipes import Artifact
 from agent.report import CheckResult, Status, worst
 from agent.s3.iam import statements, statements_json
-from agent.s3.probes import Probe
+from agent.s3.probes import Outcome, Probe
 from agent.s3.verdicts import ROLE, remediation_of, status_of
 
 
@@ -85,7 +85,6 @@ def probe_result(
         statuses.append(Status.UNKNOWN)
         parts.append(others[0].error.message)
         fixes.append(remediation_of(others[0].error))
-        details.setdefault("reason", others[0].error.kind.value)
     region = probe.facts.get("region") or next(
         (o.error.region for o in errors if o.error and o.error.kind is ErrorKind.WRONG_REGION), None
     )
@@ -108,18 +107,21 @@ def probe_result(
         ), None
     if artifact is not None and status is Status.CRITICAL:
         parts.append(f"the next deployment of {artifact.component} fails to download it")
-    details.setdefault("reason", _reason(statuses, denied, missing))
+    details["reason"] = _reason(denied, missing, others)
     return CheckResult(
         check_id, status, probe.target, "; ".join(parts), details, "; ".join(fixes) or None
     ), None
 
 
-def _reason(statuses: list[Status], denied: list[Any], missing: list[Any]) -> str:
+def _reason(denied: list[Outcome], missing: list[Outcome], others: list[Outcome]) -> str:
+    """The cause of the worst status (SPEC: ``details.reason`` is the worst finding): a proven
+    defect (CRITICAL) before an unanswered call (UNKNOWN) before another region (WARNING)."""
     if denied:
         return "access_denied"
     if missing:
         return "not_found"
-    return "wrong_region" if Status.WARNING in statuses else "unknown"
+    unanswered = next((o.error for o in others if o.error is not None), None)
+    return unanswered.kind.value if unanswered is not None else "wrong_region"
 
 
 def _ok_message(probe: Probe, access: BucketAccess | None) -> str:
