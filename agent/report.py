@@ -93,6 +93,9 @@ class Finding:
     """Stable machine-readable cause, e.g. ``no_amazon_root``: the report's ``details.reason``."""
     message: str
     remediation: str | None = None
+    consequence: str | None = None
+    """What the problem leads to, e.g. "the next deployment of X fails to download it": said
+    once after every finding's message, so two problems with one outcome do not repeat it."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,8 @@ def fold(
     No problem: OK with ``ok_message``. Otherwise the worst finding sets the status and
     ``details.reason``; ``details.reasons`` lists every problem's reason and
     ``details.findings`` each one's reason (as ``code``), status and message, worst first; the
-    message and the remediation join theirs in that order.
+    message and the remediation join theirs in that order, the message ending with each distinct
+    consequence.
     """
     problems = sorted(
         (f for f in findings if f.status is not Status.OK), key=lambda f: -f.status.severity
@@ -135,11 +139,12 @@ def fold(
         {"code": f.reason, "status": f.status.value, "message": f.message} for f in problems
     ]
     remediation = "; ".join(dict.fromkeys(f.remediation for f in problems if f.remediation))
+    consequences = dict.fromkeys(f.consequence for f in problems if f.consequence)
     return CheckResult(
         check_id,
         problems[0].status,
         target,
-        "; ".join(f.message for f in problems),
+        "; ".join([*(f.message for f in problems), *consequences]),
         facts,
         remediation or None,
     )

@@ -7,7 +7,16 @@ import json
 import jsonschema
 import pytest
 
-from agent.report import CheckResult, HealthReport, Status, json_schema, to_json, worst
+from agent.report import (
+    CheckResult,
+    Finding,
+    HealthReport,
+    Status,
+    fold,
+    json_schema,
+    to_json,
+    worst,
+)
 from agent.transports.sizing import MAX_PAYLOAD_BYTES, payloads
 
 
@@ -115,3 +124,26 @@ def test_one_compact_encoding_for_reports_and_results() -> None:
     report = _report([_r(Status.OK, "a"), _r(Status.WARNING, "b")])
     for item in (report, report.checks[0]):
         assert to_json(item) == json.dumps(item.to_dict(), separators=(",", ":"))
+
+
+def test_fold_says_a_shared_consequence_once_after_every_finding() -> None:
+    breaks = "the next deployment fails"
+    findings = [
+        Finding(Status.WARNING, "elsewhere", "in another region", "move it"),
+        Finding(Status.CRITICAL, "denied", "access denied", "grant it", breaks),
+        Finding(Status.CRITICAL, "missing", "no such object", "upload it", breaks),
+        Finding(Status.OK, "fine", "readable"),
+    ]
+    folded = fold("s3.artifact", "s3://b/k", findings, "readable", {"bucket": "b"})
+    assert folded.status is Status.CRITICAL
+    assert folded.message == f"access denied; no such object; in another region; {breaks}"
+    assert folded.remediation == "grant it; upload it; move it"
+    assert folded.details["reason"] == "denied"
+    assert folded.details["reasons"] == ["denied", "missing", "elsewhere"]
+    # Each finding's own message, without the consequence it shares with others.
+    assert [f["message"] for f in folded.details["findings"]] == [
+        "access denied",
+        "no such object",
+        "in another region",
+    ]
+    assert fold("s3.artifact", "s3://b/k", findings[3:], "readable").message == "readable"
