@@ -44,6 +44,7 @@ from agent.s3.verdicts import (
     credentials_failed,
     credentials_ok,
     identity_result,
+    invalid_uri_result,
     recipe_problem_result,
     scrub_results,
     unknown_from,
@@ -221,19 +222,7 @@ def _probe_all(
     for artifact in artifacts:
         bucket, key = artifact.s3_location()
         if not valid_bucket_name(bucket) or not key:
-            out[ARTIFACT].append(
-                result(
-                    ARTIFACT,
-                    Status.CRITICAL,
-                    artifact.uri,
-                    f"not a valid S3 object URI (bucket {bucket!r}, key {key!r}); "
-                    f"{artifact.component}@{artifact.version} cannot be deployed again",
-                    "fix the artifact URI in the component recipe and publish a new version",
-                    reason="invalid_uri",
-                    component=artifact.component,
-                    version=artifact.version,
-                )
-            )
+            out[ARTIFACT].append(invalid_uri_result(artifact, bucket, key))
         else:
             valid.append((artifact, bucket, key))
     buckets = sorted({b.name for b in cfg.buckets} | {bucket for _, bucket, _ in valid})

@@ -1,7 +1,9 @@
 """Verdicts of the S3 audit: AwsErrors and probes turned into check results with remediations.
 
 Status per error kind (SPEC, check catalogue): a proven defect (access denied, not found,
-rejected credentials) is CRITICAL; another region is WARNING; no answer is UNKNOWN.
+rejected credentials) is CRITICAL; another region is WARNING; no answer is UNKNOWN. Every result
+is folded from the model's findings (:func:`agent.report.fold`), so a non-OK one carries
+``details.reason``, ``reasons`` and ``findings`` as in every other area.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from agent.errors import AwsError, ErrorKind
-from agent.greengrass.recipes import RecipeProblem
-from agent.report import CheckResult, Status
+from agent.greengrass.recipes import Artifact, RecipeProblem
+from agent.report import CheckResult, Finding, Status, fold
 from agent.secrets import scrub
 
 
@@ -45,6 +47,7 @@ STATUS = {
     ErrorKind.WRONG_REGION: Status.WARNING,
 }
 ROLE = "the token exchange role (the IAM role behind the nucleus iotRoleAlias)"
+FIX_CREDENTIALS_FIRST = "fix s3.credentials first"
 REMEDIATION = {
     ErrorKind.UNREACHABLE: "check the device's network path (DNS, firewall, proxy) to the AWS "
     "endpoint named in the message, and any AWS_ENDPOINT_URL* override",
@@ -91,8 +94,20 @@ def remediation_of(error: AwsError) -> str:
     return REMEDIATION[error.kind]
 
 
+def one_problem(
+    check_id: str, target: str, finding: Finding, details: Mapping[str, Any]
+) -> CheckResult:
+    """The result of a target with exactly one (non-OK) finding: no OK message to give."""
+    return fold(check_id, target, [finding], "", details)
+
+
+def error_finding(error: AwsError) -> Finding:
+    """An error as a finding: its kind is the reason, with its status and remediation."""
+    return Finding(status_of(error), error.kind.value, error.message, remediation_of(error))
+
+
 def _error_details(error: AwsError) -> dict[str, Any]:
-    details: dict[str, Any] = {"reason": error.kind.value}
+    details: dict[str, Any] = {}
     if error.code:
         details["code"] = error.code
     if error.status is not None:
@@ -104,14 +119,7 @@ def _error_details(error: AwsError) -> dict[str, Any]:
 
 def unknown_from(check_id: str, target: str, error: AwsError) -> CheckResult:
     """A result for an error with its own status (UNKNOWN unless it proves a defect)."""
-    return CheckResult(
-        check_id,
-        status_of(error),
-        target,
-        error.message,
-        _error_details(error),
-        remediation_of(error),
-    )
+    return one_problem(check_id, target, error_finding(error), _error_details(error))
 
 
 def credentials_failed(
@@ -123,9 +131,7 @@ def credentials_failed(
     if creds is not None:
         details["provider"] = creds.source
         details["access_key_id"] = creds.masked_key_id
-    return CheckResult(
-        "s3.credentials", status_of(error), source, error.message, details, remediation_of(error)
-    )
+    return one_problem("s3.credentials", source, error_finding(error), details)
 
 
 def credentials_ok(
@@ -168,47 +174,62 @@ def identity_result(identity: CallerIdentity, expected: str | None) -> CheckResu
     """``s3.identity``: who the credentials are; WARNING when not ``s3.expectedRole``."""
     target = expected or "service role"
     details = {"arn": identity.arn, "account": identity.account, "role": identity.role_name}
+    findings: list[Finding] = []
     if expected and not role_matches(identity, expected):
-        return CheckResult(
-            "s3.identity",
-            Status.WARNING,
-            target,
-            f"the credentials belong to {identity.arn}, not the expected role {expected}",
-            {**details, "expected_role": expected},
-            f"point the nucleus iotRoleAlias at a role alias for {expected}, or correct "
-            "s3.expectedRole",
+        details["expected_role"] = expected
+        findings.append(
+            Finding(
+                Status.WARNING,
+                "unexpected_role",
+                f"the credentials belong to {identity.arn}, not the expected role {expected}",
+                f"point the nucleus iotRoleAlias at a role alias for {expected}, or correct "
+                "s3.expectedRole",
+            )
         )
-    return CheckResult(
-        "s3.identity", Status.OK, target, f"credentials belong to {identity.arn}", details
-    )
+    return fold("s3.identity", target, findings, f"credentials belong to {identity.arn}", details)
 
 
 def blocked(check_id: str, target: str, why: str, targets: list[str]) -> CheckResult:
     """One UNKNOWN standing for every target a check could not examine."""
     count = f" ({len(targets)} targets)" if targets else ""
-    details = {"reason": "no_credentials", "count": len(targets), "targets_sample": targets[:5]}
+    details = {"count": len(targets), "targets_sample": targets[:5]}
     message = f"not verified{count}: {why}"
-    return CheckResult(
-        check_id, Status.UNKNOWN, target, message, details, "fix s3.credentials first"
+    return one_problem(
+        check_id,
+        target,
+        Finding(Status.UNKNOWN, "no_credentials", message, FIX_CREDENTIALS_FIRST),
+        details,
     )
 
 
 def recipe_problem_result(problem: RecipeProblem) -> CheckResult:
     """``s3.artifact`` UNKNOWN for a deployed component whose recipe could not be read."""
-    return CheckResult(
-        "s3.artifact",
+    finding = Finding(
         Status.UNKNOWN,
-        f"{problem.component}@{problem.version}",
+        problem.reason,
         f"artifacts not verified: {problem.message}",
-        {
-            "reason": problem.reason,
-            "component": problem.component,
-            "version": problem.version,
-            "recipe": str(problem.path) if problem.path else None,
-        },
         "check packages/recipes/ of the Greengrass root (the nucleus writes the recipe of every "
         "deployed component there); redeploy the component if its recipe is damaged",
     )
+    details = {
+        "component": problem.component,
+        "version": problem.version,
+        "recipe": str(problem.path) if problem.path else None,
+    }
+    return one_problem("s3.artifact", f"{problem.component}@{problem.version}", finding, details)
+
+
+def invalid_uri_result(artifact: Artifact, bucket: str, key: str) -> CheckResult:
+    """``s3.artifact`` CRITICAL for an artifact URI that names no S3 object."""
+    finding = Finding(
+        Status.CRITICAL,
+        "invalid_uri",
+        f"not a valid S3 object URI (bucket {bucket!r}, key {key!r})",
+        "fix the artifact URI in the component recipe and publish a new version",
+        f"{artifact.component}@{artifact.version} cannot be deployed again",
+    )
+    details = {"component": artifact.component, "version": artifact.version}
+    return one_problem("s3.artifact", artifact.uri, finding, details)
 
 
 def scrub_results(

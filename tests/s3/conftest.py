@@ -19,7 +19,7 @@ from agent.checks.s3 import CHECKS
 from agent.config import build_config
 from agent.greengrass.recipes import legacy_recipe_file_name, recipe_file_name
 from agent.greengrass.root import load_root
-from agent.report import CheckResult
+from agent.report import CheckResult, Status
 from agent.runner import run_checks
 from tests.conftest import SHARED_FIXTURES
 from tests.peers.iot_credentials import iot_credentials  # noqa: F401  (fixture)
@@ -286,9 +286,25 @@ def run_s3() -> Run:
             env=dict(env),
             kept=kept if kept is not None else Kept(),
         )
-        return run_checks(CHECKS, ctx)
+        return assert_folded(run_checks(CHECKS, ctx))
 
     return run
+
+
+def assert_folded(results: list[CheckResult]) -> list[CheckResult]:
+    """``results``, after checking that every non-OK one carries the details every area's
+    results carry (:func:`agent.report.fold`): ``reason`` is the worst finding's, first of
+    ``reasons`` and of ``findings``, and the message names every finding."""
+    for r in results:
+        if r.status is Status.OK:
+            assert not {"reason", "reasons", "findings"} & r.details.keys(), r
+            continue
+        reasons, findings = r.details["reasons"], r.details["findings"]
+        assert r.details["reason"] == reasons[0] == findings[0]["code"], r
+        assert [f["code"] for f in findings] == reasons, r
+        assert findings[0]["status"] == r.status.value, r
+        assert all(f["message"] in r.message for f in findings), r
+    return results
 
 
 def by_target(results: list[CheckResult], check_id: str) -> dict[str, CheckResult]:

@@ -21,7 +21,7 @@ from agent.report import CheckResult, Status
 from agent.runner import run_checks
 from tests.peers.silent import Canned
 from tests.peers.tes import TokenExchangeService
-from tests.s3.conftest import RootBuilder, World, base_env, by_target
+from tests.s3.conftest import RootBuilder, World, assert_folded, base_env, by_target
 
 pytestmark = pytest.mark.peer
 
@@ -115,7 +115,7 @@ class Agent:
             clock=lambda: at,
             kept=self.kept,
         )
-        return run_checks(CHECKS, ctx)
+        return assert_folded(run_checks(CHECKS, ctx))
 
 
 @pytest.fixture
