@@ -77,9 +77,12 @@ class ProbedAudit:
 
     @property
     def got_no_answer(self) -> bool:
-        """Whether some verdict is "AWS did not answer" rather than an answer."""
+        """Whether some call went unanswered, also behind a worse finding of the same result
+        (a timed-out HeadObject beside a denied GetBucketLocation is still unverified)."""
         return any(
-            r.details.get("reason") in _NO_ANSWER for rs in self.results.values() for r in rs
+            not _NO_ANSWER.isdisjoint(r.details.get("reasons", ()))
+            for rs in self.results.values()
+            for r in rs
         )
 
 

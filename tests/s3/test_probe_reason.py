@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from agent.config import build_config
 from agent.errors import AwsError, ErrorKind
 from agent.greengrass.recipes import Artifact
 from agent.report import Status
 from agent.s3.probe_verdicts import probe_result
 from agent.s3.probes import Probe
+from agent.s3.refresh import AuditInputs, ProbedAudit
 
 BUCKET = "gghealth-artifacts"
+T0 = datetime(2026, 5, 4, 12, 0, 0, tzinfo=timezone.utc)
 
 
 def _probe(*answers: tuple[str, AwsError | None]) -> Probe:
@@ -73,3 +77,15 @@ def test_a_probe_object_left_behind_is_a_finding_of_its_own() -> None:
     assert result.status is Status.CRITICAL
     assert result.details["reasons"] == ["access_denied", "probe_left_behind"]
     assert result.message.endswith(f"s3://{BUCKET}/gghealth-probe/pi-42-1.txt was left behind")
+
+
+def test_an_audit_with_an_unanswered_call_behind_a_denial_is_probed_again() -> None:
+    probe = _probe(
+        ("HeadBucket", AwsError(ErrorKind.TIMEOUT, "HeadBucket: no answer within 5 s")),
+        ("GetBucketLocation", AwsError(ErrorKind.ACCESS_DENIED, "AccessDenied", status=403)),
+    )
+    result, _ = probe_result("s3.bucket", probe, "eu-west-1")
+    inputs = AuditInputs(build_config({}).s3, "pi-42", "eu-west-1", (None, None), b"", (), None)
+    audit = ProbedAudit(inputs, {"s3.bucket": [result]}, T0, None)
+    assert result.details["reason"] == "access_denied"
+    assert not audit.reusable(inputs, T0 + timedelta(seconds=60), 900)
