@@ -96,18 +96,6 @@ def _index(ctx: CheckContext) -> AccessControlIndex:
     return ctx.once(_build_index)
 
 
-def interpolates_configuration(ctx: CheckContext) -> bool:
-    """Whether the nucleus replaces recipe variables such as ``{iot:thingName}`` in configuration.
-
-    Java nucleus: only with ``interpolateComponentConfiguration: true`` (v2.6.0+). Nucleus lite
-    is given the benefit of the doubt.
-    """
-    if ctx.greengrass.lite:
-        return True
-    value = ctx.greengrass.nucleus.get("interpolateComponentConfiguration")
-    return value is True or str(value).strip().lower() == "true"
-
-
 def health_topic(ctx: CheckContext) -> str:
     """The health topic with ``{iot:thingName}`` resolved."""
     return ctx.config.health_topic_for(ctx.thing_name)
@@ -154,8 +142,13 @@ def publish_authorized(ctx: CheckContext) -> Iterable[CheckResult]:
     index = _index(ctx)
     if component not in ctx.greengrass.services and ctx.config.access_control:
         index = index_access_control({component: ctx.config.access_control})
-    dropped = [p for p in index.problems if p.component == component and p.scope == "component"]
-    thing = ctx.thing_name if interpolates_configuration(ctx) else None
+    dropped = [
+        p
+        for p in index.problems
+        if (p.scope == "component" and p.component == component)
+        or (p.scope == "service" and p.service == MQTT_PROXY)
+    ]
+    thing = ctx.thing_name if ctx.greengrass.interpolates_configuration else None
     decision = is_authorized(index, component, MQTT_PROXY, PUBLISH_TO_IOT_CORE, topic, thing)
     if decision.allowed:
         return [
@@ -171,9 +164,14 @@ def publish_authorized(ctx: CheckContext) -> Iterable[CheckResult]:
         ]
     snippet = grant_snippet(component, MQTT_PROXY, PUBLISH_TO_IOT_CORE, topic)
     if dropped:
+        ignored = (
+            f"every {MQTT_PROXY} policy"
+            if dropped[0].scope == "service"
+            else f"every accessControl policy of {component}"
+        )
         message = (
-            f"the nucleus ignores every accessControl policy of {component} "
-            f"({dropped[0].message}), so publishing the report is refused"
+            f"the nucleus ignores {ignored} ({dropped[0].message}), so publishing the report "
+            "is refused"
         )
         fix = f"fix the accessControl of {component}; it must grant {snippet}"
         reason = "access_control_rejected"
@@ -194,6 +192,10 @@ def publish_authorized(ctx: CheckContext) -> Iterable[CheckResult]:
             f"thing name written out: {snippet}"
         )
         reason = "thing_name_not_interpolated"
+    elif decision.quirk is not None:
+        message = f"{decision.quirk}; the nucleus refuses to publish the health report"
+        fix = f"grant the health topic exactly, in a policy of its own: {snippet}"
+        reason = "nucleus_matcher"
     else:
         message = f"{decision.reason}: the nucleus refuses to publish the health report"
         fix = (
@@ -219,7 +221,9 @@ def publish_authorized(ctx: CheckContext) -> Iterable[CheckResult]:
 @check(LINT)
 def policy_lint(ctx: CheckContext) -> Iterable[CheckResult]:
     """Every component's accessControl: rejected, ignored or over-broad policies."""
-    verdicts = lint_access_control(_index(ctx), interpolates=interpolates_configuration(ctx))
+    verdicts = lint_access_control(
+        _index(ctx), interpolates=ctx.greengrass.interpolates_configuration
+    )
     return [v.to_result(LINT) for v in verdicts]
 
 

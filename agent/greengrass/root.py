@@ -98,6 +98,20 @@ class GreengrassRoot:
         """The nucleus ``iotCredEndpoint``: the AWS IoT credentials provider."""
         return _text(self.nucleus.get("iotCredEndpoint"))
 
+    @property
+    def interpolates_configuration(self) -> bool:
+        """Whether the nucleus replaces recipe variables such as ``{iot:thingName}`` in
+        component configuration.
+
+        Java nucleus: only with ``interpolateComponentConfiguration: true`` (v2.6.0+). Nucleus
+        lite is given the benefit of the doubt.
+        https://docs.aws.amazon.com/greengrass/v2/developerguide/greengrass-nucleus-component.html#greengrass-nucleus-component-configuration-interpolate-component-configuration
+        """
+        if self.lite:
+            return True
+        value = self.nucleus.get("interpolateComponentConfiguration")
+        return value is True or str(value).strip().lower() == "true"
+
     def path(self, key: str) -> str | None:
         """A ``system`` path (``certificateFilePath``...), resolved against the root if relative.
 

@@ -6,7 +6,9 @@ service), anything that makes the nucleus drop a component's policies or a polic
 an operation the service does not register, a policy without resources (it grants nothing).
 WARNING: ``*`` operations or catch-all resources on the MQTT/pubsub services, an IPC service the
 nucleus does not know, MQTT wildcards in a pubsub publish grant (pubsub matches them literally),
-``{iot:thingName}`` left literal because the nucleus does not interpolate configuration.
+``{iot:thingName}`` left literal because the nucleus does not interpolate configuration, a
+resource the nucleus's matcher reads otherwise than documented (it grants or refuses a request
+the documentation says it does not).
 https://docs.aws.amazon.com/greengrass/v2/developerguide/interprocess-communication.html#ipc-authorization-policies
 """
 
@@ -16,8 +18,14 @@ from collections import Counter, defaultdict
 
 from agent.config.names import THING_NAME_VARIABLE
 from agent.report import Finding, Status, Verdict
-from agent.subscriptions.authorization import AccessControlIndex, IpcPolicy, ParseProblem
+from agent.subscriptions.authorization import (
+    AccessControlIndex,
+    IpcPolicy,
+    ParseProblem,
+    is_authorized,
+)
 from agent.subscriptions.ipc_resources import (
+    examples,
     is_catch_all,
     resource_problem,
     uses_mqtt_wildcards,
@@ -53,7 +61,7 @@ def lint_access_control(index: AccessControlIndex, *, interpolates: bool) -> lis
     for policy in index.policies:
         others = [c for c in owners[(policy.service, policy.policy_id)] if c != policy.component]
         shared = reused[(policy.component, policy.policy_id)] > 1
-        verdicts.append(_policy_verdict(policy, others, interpolates, shared))
+        verdicts.append(_policy_verdict(policy, others, interpolates, shared, index))
     return verdicts
 
 
@@ -65,7 +73,14 @@ def _target(
 
 
 def _problem_verdict(problem: ParseProblem) -> Verdict:
-    if problem.scope == "component":
+    if problem.scope == "service":
+        effect = f"no component is authorized for {problem.service} until it is fixed"
+        fix = (
+            f"give every {problem.service} policy of every component an id that is not blank "
+            f'and unique among all components, e.g. "{problem.component}:'
+            f'{str(problem.service).rsplit(".", 1)[-1]}:1", and redeploy'
+        )
+    elif problem.scope == "component":
         effect = f"the nucleus ignores every accessControl policy of {problem.component}"
         fix = (
             f"fix the accessControl of {problem.component} (see {_GUIDE}) and redeploy it; "
@@ -91,7 +106,11 @@ def _problem_verdict(problem: ParseProblem) -> Verdict:
 
 
 def _policy_verdict(
-    policy: IpcPolicy, others: list[str], interpolates: bool, shared_id: bool
+    policy: IpcPolicy,
+    others: list[str],
+    interpolates: bool,
+    shared_id: bool,
+    index: AccessControlIndex,
 ) -> Verdict:
     findings: list[Finding] = []
     if others:
@@ -133,6 +152,7 @@ def _policy_verdict(
                 )
             )
     findings.extend(_resource_findings(policy, interpolates))
+    findings.extend(_matcher_quirk(policy, index))
     if policy.service in BROAD_GRANT_SERVICES and ANY in policy.operations:
         findings.append(
             Finding(
@@ -215,3 +235,30 @@ def _resource_findings(policy: IpcPolicy, interpolates: bool) -> list[Finding]:
                 )
             )
     return findings
+
+
+def _matcher_quirk(policy: IpcPolicy, index: AccessControlIndex) -> list[Finding]:
+    """The first request, among the examples of this policy's resources, where the nucleus's
+    matcher and the documented semantics answer differently (the device obeys the matcher)."""
+    service = IPC_SERVICES.get(policy.service)
+    if service is None:
+        return []
+    for operation in policy.operations:
+        for resource in policy.resources:
+            if resource_problem(resource) is not None:
+                continue
+            for request in examples(resource, service.style):
+                decision = is_authorized(
+                    index, policy.component, policy.service, operation, request
+                )
+                if decision.quirk is not None:
+                    return [
+                        Finding(
+                            Status.WARNING,
+                            "nucleus_matcher_quirk",
+                            f"{operation}: {decision.quirk}",
+                            "check the topics this component uses with "
+                            "'gg-health-agent authorize' before deploying",
+                        )
+                    ]
+    return []

@@ -127,6 +127,24 @@ def is_catch_all(pattern: str, style: LookupStyle) -> bool:
     return False
 
 
+def examples(pattern: str, style: LookupStyle) -> list[str]:
+    """Requests that tell whether a matcher reads the valid ``pattern`` as documented: one it
+    grants (each wildcard filled with a level of text), and for each ``*``, ``+`` or ``#`` the
+    pattern holds literally, one it does not grant (that character replaced)."""
+    tokens = _tokens(pattern, style)
+    filled = {_Kind.STAR: "x", _Kind.PLUS: "x", _Kind.HASH: "x"}
+    granted = "".join(filled.get(kind, text) for kind, text in tokens)
+    probes = [granted] if granted else []
+    for position, (kind, text) in enumerate(tokens):
+        if kind is _Kind.LITERAL and text in "*+#":
+            probes.append(
+                "".join(
+                    "Q" if i == position else filled.get(k, t) for i, (k, t) in enumerate(tokens)
+                )
+            )
+    return probes
+
+
 def uses_mqtt_wildcards(pattern: str) -> bool:
     """Whether ``pattern`` holds ``+`` or ``#`` that an MQTT-style lookup treats as wildcards."""
     return any(kind in (_Kind.PLUS, _Kind.HASH) for kind, _ in _tokens(pattern, LookupStyle.MQTT))

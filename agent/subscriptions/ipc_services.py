@@ -19,6 +19,8 @@ PUBLISH_TO_IOT_CORE = "aws.greengrass#PublishToIoTCore"
 SUBSCRIBE_TO_IOT_CORE = "aws.greengrass#SubscribeToIoTCore"
 PUBLISH_TO_TOPIC = "aws.greengrass#PublishToTopic"
 SUBSCRIBE_TO_TOPIC = "aws.greengrass#SubscribeToTopic"
+TOKEN_EXCHANGE = "aws.greengrass.TokenExchangeService"
+GET_CREDENTIALS = "getCredentials"
 
 _GUIDE = "https://docs.aws.amazon.com/greengrass/v2/developerguide/"
 
@@ -45,7 +47,7 @@ class IpcService:
 
 def _service(name: str, ops: list[str], doc: str, *, any_op: bool = True) -> IpcService:
     registered = [
-        f"aws.greengrass#{op}" if "#" not in op and op != "getCredentials" else op for op in ops
+        f"aws.greengrass#{op}" if "#" not in op and op != GET_CREDENTIALS else op for op in ops
     ]
     style = LookupStyle.MQTT if name == MQTT_PROXY else LookupStyle.STANDARD
     return IpcService(name, frozenset(registered + ([ANY] if any_op else [])), style, _GUIDE + doc)
@@ -103,8 +105,8 @@ IPC_SERVICES: dict[str, IpcService] = {
         ),
         # The TES registers only getCredentials and ships a default allow-all policy.
         _service(
-            "aws.greengrass.TokenExchangeService",
-            ["getCredentials"],
+            TOKEN_EXCHANGE,
+            [GET_CREDENTIALS],
             "token-exchange-service-component.html",
             any_op=False,
         ),

@@ -87,6 +87,33 @@ def test_thing_name_variable_without_interpolation_is_refused(root: Path) -> Non
     assert "interpolateComponentConfiguration: true" in (result.remediation or "")
 
 
+def test_a_grant_the_nucleus_matcher_loses_is_named(root: Path) -> None:
+    """dt/gghealth/*/health beside dt/gghealth/*th*/x: documented as granted, refused on the
+    device (the patterns share a trie node and the nucleus loses the match)."""
+    grant = agent_grant("dt/gghealth/*/health")
+    policy = grant["aws.greengrass.ipc.mqttproxy"][f"{AGENT}:mqttproxy:1"]
+    policy["resources"].append("dt/gghealth/*th*/x")
+    ctx = make_context(write_root(root, _agent(grant)))
+    result = _one(publish_authorized(ctx))
+    assert result.status is Status.CRITICAL
+    assert result.details["reason"] == "nucleus_matcher"
+    assert "although, as documented, 'dt/gghealth/*/health'" in result.message
+    assert HEALTH in (result.remediation or "")
+
+
+def test_a_blank_policy_id_elsewhere_refuses_the_agent_too(root: Path) -> None:
+    services = _agent(agent_grant(HEALTH))
+    services["com.example.Other"] = {
+        "configuration": {"accessControl": agent_grant("other/topic", policy_id=" ")}
+    }
+    ctx = make_context(write_root(root, services))
+    result = _one(publish_authorized(ctx))
+    assert result.status is Status.CRITICAL
+    assert result.details["reason"] == "access_control_rejected"
+    assert "every aws.greengrass.ipc.mqttproxy policy" in result.message
+    assert "com.example.Other is blank" in result.message
+
+
 def test_missing_grant_names_the_grant_to_add(root: Path, tmp_path: Path) -> None:
     pubsub_only = {
         "aws.greengrass.ipc.pubsub": {
