@@ -1,6 +1,7 @@
-"""The command line: ``check``, ``run``, ``schema`` and ``demo``. The only module that decides
-exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN or a usage/configuration error (Monitoring
-Plugins convention, https://www.monitoring-plugins.org/doc/guidelines.html#AEN78)."""
+"""The command line: ``check``, ``run``, ``schema``, ``demo`` and ``authorize``. The only module
+that decides exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN or a usage/configuration error
+(Monitoring Plugins convention, https://www.monitoring-plugins.org/doc/guidelines.html#AEN78);
+``authorize``: 0 allowed, 1 refused, 3 a usage error or an unreadable root."""
 
 from __future__ import annotations
 
@@ -109,6 +110,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fleet.add_argument("--format", choices=["text", "json"], default="text")
 
+    authorize = sub.add_parser(
+        "authorize",
+        help="answer an IPC authorization request as the device's nucleus would "
+        "(no request: JSON lines on stdin)",
+    )
+    authorize.add_argument(
+        "--greengrass-root",
+        type=Path,
+        default=DEFAULT_ROOT,
+        metavar="DIR",
+        help=f"Greengrass root (default {DEFAULT_ROOT})",
+    )
+    authorize.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="for one request (the stdin form always answers in JSON lines)",
+    )
+    authorize.add_argument(
+        "request",
+        nargs="*",
+        metavar="COMPONENT SERVICE OPERATION RESOURCE",
+        help="e.g. com.example.App aws.greengrass.ipc.mqttproxy "
+        "aws.greengrass#PublishToIoTCore dt/pi-42/health",
+    )
+
     demo = sub.add_parser("demo", help="build a throwaway Greengrass root and check it")
     demo.add_argument(
         "--dir",
@@ -189,12 +216,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.dir)
 
 
+def _cmd_authorize(args: argparse.Namespace) -> int:
+    from agent.authorize import Device, answer_lines, answer_one
+
+    if len(args.request) not in (0, 4):
+        raise UsageError(
+            f"authorize takes COMPONENT SERVICE OPERATION RESOURCE (got {len(args.request)} "
+            "argument(s)), or none to read JSON lines from stdin"
+        )
+    device = Device.load(args.greengrass_root)
+    if args.request:
+        return answer_one(device, args.request, args.format == "text", sys.stdout)
+    return answer_lines(device, sys.stdin.buffer, sys.stdout)
+
+
 COMMANDS = {
     "check": _cmd_check,
     "run": _cmd_run,
     "schema": _cmd_schema,
     "fleet-summary": _cmd_fleet_summary,
     "demo": _cmd_demo,
+    "authorize": _cmd_authorize,
 }
 
 

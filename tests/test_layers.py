@@ -1,8 +1,8 @@
 """The layers of the package, as the README's "Layout" draws them, hold: imports only run down.
 
-Face (cli, render, demo) -> Engine (runner, scheduler, service) -> Checks -> Rules (x509,
-subscriptions, s3) / Greengrass / AWS -> Model (config, report, errors); Transports beside the
-checks, Log (log, secrets) at the side. Read from the source with ``ast`` (nothing is
+Face (cli, render, demo, authorize) -> Engine (runner, scheduler, service) -> Checks -> Rules
+(x509, subscriptions, s3) / Greengrass / AWS -> Model (config, report, errors); Transports beside
+the checks, Log (log, secrets) at the side. Read from the source with ``ast`` (nothing is
 imported), so a new module that breaks a rule fails here, naming the import.
 """
 
@@ -20,6 +20,7 @@ LAYER_OF = {
     "cli": "face",
     "render": "face",
     "demo": "face",
+    "authorize": "face",
     "runner": "engine",
     "scheduler": "engine",
     "service": "engine",
