@@ -5,7 +5,11 @@ gigabytes), parsed with PyYAML's safe loader (the C one when present: effectiveC
 of real devices run to megabytes), and refused when it uses more aliases than a real config does,
 when its aliases would expand it by more than :data:`MAX_ALIAS_EXPANSION` nodes, or when an alias
 refers to the node holding it, so a "billion laughs" document (or a self-referential one) cannot
-blow up whoever walks the tree afterwards. libyaml itself refuses nesting deeper than 1000 levels.
+blow up whoever walks the tree afterwards. Without any alias, size alone is no bound either: a
+megabyte of ``-\n`` lines is half a million nodes, several hundred megabytes once composed, so a
+document with more than :data:`MAX_YAML_NODES` nodes is refused from the parser's events, before
+a node is built. libyaml itself refuses nesting deeper than 1000 levels; the agent's own
+configuration is held to :data:`MAX_CONFIG_DEPTH` where its layers are merged.
 Files are opened non-blocking and checked with ``fstat`` before a byte is read: a FIFO cannot
 hang the agent and a 2 GiB sparse file costs one ``fstat``.
 
@@ -31,6 +35,12 @@ MAX_ALIAS_EXPANSION = 100_000
 """Nodes that aliases may add to a document when expanded (real configurations add none)."""
 MAX_JSON_DEPTH = 128
 """Nesting levels a JSON answer may have (AWS documents use fewer than ten)."""
+MAX_YAML_NODES = 200_000
+"""Nodes a YAML document may hold: ~80 MB composed; a large real effectiveConfig holds ~20,000."""
+MAX_CONFIG_DEPTH = 64
+"""Nesting levels of the agent's own configuration (it uses five): deeper is refused before the
+recursive merge and validation, which a 990-level ``accessControl`` drove to a RecursionError."""
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent, yaml.AliasEvent)
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
 
 _BaseLoader: type[yaml.SafeLoader]
@@ -138,6 +148,9 @@ def check_expansion(root: yaml.Node, allowance: int = MAX_ALIAS_EXPANSION) -> No
 def load_yaml_text(text: str, *, origin: str) -> Any:
     """Parse one YAML (or JSON) document safely; errors name ``origin`` and the line."""
     try:
+        # Every node takes at least two characters ("-\n"), so a shorter text cannot hold too many.
+        if len(text) > 2 * MAX_YAML_NODES:
+            check_node_count(text)
         loader = _BoundedLoader(text)
         try:
             node = loader.get_single_node()
@@ -158,6 +171,21 @@ def load_yaml_text(text: str, *, origin: str) -> Any:
         raise InputError(f"{origin} is not valid YAML: {exc}") from None
 
 
+def check_node_count(text: str, limit: int = MAX_YAML_NODES) -> None:
+    """Refuse a document of more than ``limit`` nodes, counted on the parser's events (no node
+    is built: the count costs the parse, not the memory)."""
+    parser = _BaseLoader(text)
+    try:
+        nodes = 0
+        while parser.check_event():
+            if isinstance(parser.get_event(), _NODE_EVENTS):  # type: ignore[no-untyped-call]
+                nodes += 1
+                if nodes > limit:
+                    raise InputError(f"holds more than {limit} YAML nodes; refusing to build them")
+    finally:
+        parser.dispose()
+
+
 def load_yaml_file(path: Path, limit: int = MAX_CONFIG_BYTES) -> Any:
     """Read and parse a YAML or JSON file with the size cap and alias limit."""
     return load_yaml_text(read_text_bounded(path, limit), origin=str(path))
@@ -175,12 +203,14 @@ def loads_json(data: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
         value = json.loads(data)
     except RecursionError:
         raise ValueError(f"JSON nested too deeply (more than {max_depth} levels)") from None
-    if _depth_exceeds(value, max_depth):
+    if depth_exceeds(value, max_depth):
         raise ValueError(f"JSON nested too deeply (more than {max_depth} levels)")
     return value
 
 
-def _depth_exceeds(value: Any, max_depth: int) -> bool:
+def depth_exceeds(value: Any, max_depth: int) -> bool:
+    """Whether ``value`` (plain data) nests lists and dicts deeper than ``max_depth`` (walked
+    without recursion)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()

@@ -38,8 +38,19 @@ def layered_config(layers: Sequence[Layer]) -> AgentConfig:
     """
     for data, source in layers:
         if data:
+            _shallow_enough(data, source)
             build_config(data, source=source)
     return build_config(*(data for data, _ in layers))
+
+
+def _shallow_enough(data: Mapping[str, Any], source: str) -> None:
+    from agent.config.files import MAX_CONFIG_DEPTH, depth_exceeds
+
+    if depth_exceeds(dict(data), MAX_CONFIG_DEPTH):
+        raise ConfigError(
+            f"invalid {source}: nested deeper than {MAX_CONFIG_DEPTH} levels (nesting depth); "
+            "the agent's configuration needs five"
+        )
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import agent.checks.certificates  # noqa: F401
 from agent.aws.classify import classify, xml_text
 from agent.aws.container import parse_container_body
 from agent.config import build_config, validate_publish_topic
-from agent.config.files import InputError, load_yaml_text, loads_json
+from agent.config.files import MAX_YAML_NODES, InputError, load_yaml_text, loads_json
 from agent.config.names import topic_problem
 from agent.errors import AwsError, ConfigError
 from agent.greengrass.platform import select_manifest
@@ -73,6 +73,32 @@ def yaml_document(data: bytes) -> None:
     except InputError:
         return
     json.dumps(value, default=str)  # what was returned is a finite, acyclic tree
+
+
+def yaml_repeated(data: bytes) -> None:
+    """The node-bomb shape: a small fragment repeated to a megabyte, far under the size cap.
+    It parses or is an InputError, and what parses holds at most MAX_YAML_NODES distinct nodes
+    (the bound that keeps composing it under ~100 MB)."""
+    if not data:
+        return
+    try:
+        value = _yaml(data * (1024 * 1024 // len(data) + 1))
+    except InputError:
+        return
+    seen: set[int] = set()
+    stack: list[Any] = [value]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    # Scalars equal in value may be one object; containers are never shared without an alias.
+    assert len(seen) <= MAX_YAML_NODES + 1
 
 
 def json_document(data: bytes) -> None:
@@ -294,6 +320,7 @@ def report_fold(data: bytes) -> None:
 
 TARGETS: dict[str, Target] = {
     "yaml": yaml_document,
+    "yaml_repeated": yaml_repeated,
     "json": json_document,
     "config": agent_config,
     "effective_config": effective_config,

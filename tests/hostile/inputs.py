@@ -28,6 +28,12 @@ def deep_yaml_flow(depth: int = 100_000) -> str:
     return "{a: " * depth + "1" + "}" * depth
 
 
+def node_bomb(size: int = 1024 * 1024) -> str:
+    """``size`` bytes of ``-\n``: a sequence of ``size / 2`` nulls, no alias, far under the size
+    cap, hundreds of megabytes once composed into nodes."""
+    return "-\n" * (size // 2)
+
+
 def nested_mapping_text(depth: int) -> str:
     """A flow mapping nested ``depth`` levels: deep, yet within libyaml's limit when < 1000."""
     return "{a: " * depth + "1" + "}" * depth

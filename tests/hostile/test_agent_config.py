@@ -65,6 +65,14 @@ CONFIG_CASES = [
     ConfigCase("too_many_aliases", text(inputs.many_aliases()), "aliases"),
     ConfigCase("json_nested_100k_deep", text(inputs.deep_json(), ".json"), "nesting depth"),
     ConfigCase("yaml_nested_100k_deep", text(inputs.deep_yaml_flow()), "nesting depth"),
+    # Within libyaml's 1000 levels, beyond what merging and validation can recurse through.
+    ConfigCase(
+        "access_control_990_deep",
+        text("accessControl: " + inputs.deep_yaml_flow(990)),
+        "nesting depth",
+    ),
+    # No alias, 1 MiB: half a million nodes (once 258 MB and 4.4 s).
+    ConfigCase("yaml_node_bomb_1_mib", text(inputs.node_bomb()), "YAML nodes"),
     ConfigCase("non_utf8_bytes", text(inputs.NON_UTF8), "not UTF-8"),
     ConfigCase("nul_byte_in_the_text", text(b"intervalSeconds: 5\x00\n"), "not valid YAML"),
     ConfigCase(
@@ -193,6 +201,17 @@ def _agent_value(**values: object) -> Callable[[Device], None]:
     return breaks
 
 
+def _deep_agent_access_control(dev: Device) -> None:
+    """The agent's own accessControl nested 990 levels (within libyaml's 1000)."""
+    dev.edit(
+        lambda d: d["services"]["gghealth.HealthAgent"]["configuration"].update(
+            accessControl="DEEP-PLACEHOLDER"
+        )
+    )
+    text = dev.config_path.read_text()
+    dev.config_path.write_text(text.replace("DEEP-PLACEHOLDER", inputs.deep_yaml_flow(990)))
+
+
 def _lite(extra: str) -> Callable[[Device], None]:
     """Turn the root into a nucleus-lite config dir whose ``config.d`` holds ``extra``."""
 
@@ -223,6 +242,8 @@ ROOT_CASES = [
     RootCase("billion_laughs", _write_config(inputs.billion_laughs()), "aliases that expand"),
     RootCase("recursive_alias", _write_config(inputs.RECURSIVE_ALIAS), "recursive"),
     RootCase("nested_100k_deep", _write_config(inputs.deep_yaml_flow()), "nesting depth"),
+    RootCase("agent_access_control_990_deep", _deep_agent_access_control, "nesting depth"),
+    RootCase("node_bomb_1_mib", _write_config(inputs.node_bomb()), "YAML nodes"),
     RootCase("non_utf8", _write_config(b"system:\n  thingName: \xe9t\xe9\n"), "not UTF-8"),
     RootCase("top_level_list", _write_config("- system\n- services\n"), "mapping"),
     RootCase("sparse_2_gib", _sparse_config, "larger than"),
