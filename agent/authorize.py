@@ -20,6 +20,7 @@ from typing import BinaryIO, TextIO
 
 from agent.config.names import THING_NAME_VARIABLE
 from agent.greengrass.root import load_root
+from agent.printable import printable
 from agent.subscriptions.authorization import (
     AccessControlIndex,
     Decision,
@@ -106,7 +107,7 @@ class Answer:
 
     def to_text(self) -> str:
         verdict = {True: "ALLOWED", False: "REFUSED", None: "INVALID"}[self.allowed]
-        return f"{verdict}: {self.why}\n"
+        return printable(f"{verdict}: {self.why}") + "\n"
 
 
 def exit_code(answers: list[Answer]) -> int:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from agent import __version__
 from agent.errors import AgentError
 from agent.greengrass.root import DEFAULT_ROOT
+from agent.printable import printable
 
 if TYPE_CHECKING:
     from agent.runner import Settings
@@ -245,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:
-        print(f"usage error: {exc}", file=sys.stderr)
+        print(printable(f"usage error: {exc}"), file=sys.stderr)
         return EXIT_UNKNOWN
     from agent.log import configure
 
@@ -255,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AgentError as exc:
         from agent.secrets import scrub
 
-        print(f"gg-health-agent: {scrub(str(exc))}", file=sys.stderr)
+        print(printable(f"gg-health-agent: {scrub(str(exc))}"), file=sys.stderr)
         return EXIT_UNKNOWN
     except KeyboardInterrupt:
         return EXIT_UNKNOWN
@@ -263,8 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from agent.secrets import scrub
 
         print(
-            f"gg-health-agent: internal error: {type(exc).__name__}: {scrub(str(exc))} "
-            "(please report this with the command you ran)",
+            printable(
+                f"gg-health-agent: internal error: {type(exc).__name__}: {scrub(str(exc))} "
+                "(please report this with the command you ran)"
+            ),
             file=sys.stderr,
         )
         return EXIT_UNKNOWN

@@ -1,10 +1,14 @@
 """The ``--format text`` view: a compact table per area, worst first, remediation under each
-non-OK row, the overall status last; ANSI colour only when writing to a terminal."""
+non-OK row, the overall status last; ANSI colour only when writing to a terminal.
+
+Every line is built as plain text and made printable (:mod:`agent.printable`) before the
+status word on it is coloured: the only escape sequences in the output are the colours."""
 
 from __future__ import annotations
 
 from itertools import groupby
 
+from agent.printable import printable
 from agent.report import CheckResult, HealthReport, Status
 
 _COLOURS = {
@@ -25,8 +29,8 @@ def _shorten(text: str, width: int) -> str:
 def render_text(report: HealthReport, *, colour: bool = False) -> str:
     """Render ``report`` for people."""
 
-    def paint(status: Status, text: str) -> str:
-        return f"{_COLOURS[status]}{text}{_RESET}" if colour else text
+    lines: list[tuple[str, Status | None]] = []
+    """Each line as plain text, and the status whose word on it is coloured."""
 
     def area_rank(item: tuple[str, list[CheckResult]]) -> tuple[int, str]:
         area, results = item
@@ -41,23 +45,39 @@ def render_text(report: HealthReport, *, colour: bool = False) -> str:
         ),
         key=area_rank,
     )
-    lines = [
-        f"gg-health-agent {report.agent_version} — thing {report.thing_name} — "
-        f"{report.generated_at}"
-    ]
+    lines.append(
+        (
+            f"gg-health-agent {report.agent_version} — thing {report.thing_name} — "
+            f"{report.generated_at}",
+            None,
+        )
+    )
     for area, results in by_area:
         results.sort(key=lambda r: (-r.status.severity, r.id, r.target))
         id_width = max(len(r.id) for r in results)
-        target_width = min(_MAX_TARGET, max(len(r.target) for r in results))
-        lines.append("")
-        lines.append(f"[{area}]")
+        # Escaped first, so that widths count what the terminal shows.
+        targets = {id(r): printable(r.target) for r in results}
+        target_width = min(_MAX_TARGET, max(len(t) for t in targets.values()))
+        lines += [("", None), (f"[{area}]", None)]
         for r in results:
-            status = paint(r.status, f"{r.status.value:<8}")
-            target = _shorten(r.target, target_width)
-            lines.append(f"  {status} {r.id:<{id_width}}  {target:<{target_width}}  {r.message}")
+            target = _shorten(targets[id(r)], target_width)
+            row = f"  {r.status.value:<8} {r.id:<{id_width}}  {target:<{target_width}}  {r.message}"
+            lines.append((row, r.status))
             if r.status is not Status.OK and r.remediation:
-                lines.append(f"  {'':<8} {'':<{id_width}}  ↳ fix: {r.remediation}")
+                lines.append((f"  {'':<8} {'':<{id_width}}  ↳ fix: {r.remediation}", None))
     counts = ", ".join(f"{n} {s}" for s, n in report.summary.items() if n)
-    lines.append("")
-    lines.append(f"Overall: {paint(report.status, report.status.value)} ({counts or 'no results'})")
-    return "\n".join(lines) + "\n"
+    lines += [
+        ("", None),
+        (f"Overall: {report.status.value} ({counts or 'no results'})", report.status),
+    ]
+    return "".join(
+        _paint(printable(text), status if colour else None) + "\n" for text, status in lines
+    )
+
+
+def _paint(line: str, status: Status | None) -> str:
+    """``line`` with the first ``status`` word coloured (the row's or the overall status)."""
+    if status is None:
+        return line
+    word = status.value
+    return line.replace(word, f"{_COLOURS[status]}{word}{_RESET}", 1)

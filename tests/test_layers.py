@@ -37,6 +37,7 @@ LAYER_OF = {
     "errors": "model",
     "log": "log",
     "secrets": "log",
+    "printable": "log",
     "pkcs11": "pkcs11",
 }
 

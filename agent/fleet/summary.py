@@ -28,6 +28,7 @@ from typing import IO, Any, TextIO, cast
 
 from agent.errors import AgentError
 from agent.fleet.shadow import DeviceCertDays
+from agent.printable import printable_lines
 from agent.report import Status, worst
 
 MAX_LINE_BYTES = 4 * 1024 * 1024
@@ -346,7 +347,7 @@ def render_text(summary: dict[str, Any]) -> str:
     if summary["cert_unknown_devices"]:
         out.append(f"  (not reported by {summary['cert_unknown_devices']} device(s))")
     out += ["", f"Overall: {summary['status']}"]
-    return "\n".join(out) + "\n"
+    return printable_lines(out)
 
 
 def fleet_summary(source: str | Path) -> str:
