@@ -43,12 +43,38 @@ TOO_LONG = "line too long"
 TOO_LARGE = "document too large"
 UNREADABLE = "unreadable file"
 BINARY = "binary file"
+NOT_LINES = "no line breaks"
+GZIP_BOMB = "gzip expands more than 100-fold"
+
+MAX_GZIP_RATIO = 100
+"""Decompressed bytes that held no report, per compressed byte, past the first
+:data:`GZIP_GRACE` of them: a decompression bomb (4 GiB of newlines in 4 MiB of gzip) is all
+such bytes, a thousandfold; reports, however repetitive, do not count against it."""
+GZIP_GRACE = 16 * 1024 * 1024
 
 _STATUSES = {s.value: s for s in Status}
 _DECODER = json.JSONDecoder()
 # ``aws logs create-export-task`` writes "<RFC 3339 timestamp> <message>" per event.
 _EXPORT_PREFIX = re.compile(r"\d{4}-\d\d-\d\dT\S+ ")
 _GZIP_MAGIC = b"\x1f\x8b"
+
+
+class _Counted(io.RawIOBase):
+    """A raw stream that counts the bytes read through it (the compressed size of a gzip)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        # read1 where there is one: a pipe's bytes are taken as they come, not waited for.
+        self._read = getattr(raw, "read1", raw.read)
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._read(len(buffer))
+        buffer[: len(data)] = data
+        self.count += len(data)
+        return len(data)
 
 
 class FleetInputError(AgentError):
@@ -136,40 +162,62 @@ class FleetReader:
 
     def _read_file(self, path: Path, *, top_level: bool) -> None:
         try:
-            fh = open(path, "rb")  # noqa: SIM115 - closed below; open errors handled apart
-        except OSError as exc:
+            # O_NONBLOCK: opening a FIFO named on the command line must not wait for a writer.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (OSError, ValueError) as exc:
             if top_level:
+                why = exc.strerror if isinstance(exc, OSError) else "a NUL byte in the path"
                 raise FleetInputError(
-                    f"cannot read {path}: {exc.strerror or exc}; give a directory of report "
+                    f"cannot read {path}: {why or exc}; give a directory of report "
                     "files, a JSONL file, or - for stdin"
                 ) from None
             self.skipped[UNREADABLE] += 1
             return
-        with fh:
-            self._read_stream(fh, whole_file=not top_level)
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                if top_level:
+                    raise FleetInputError(
+                        f"{path} is not a regular file (a FIFO or a device); to read a stream, "
+                        "give - and redirect it to stdin"
+                    )
+                self.skipped[UNREADABLE] += 1
+                return
+            self._read_stream(fh)
 
-    def _read_stream(self, raw: IO[bytes], *, whole_file: bool = False) -> None:
-        stream: IO[bytes] = raw
+    def _read_stream(self, raw: IO[bytes]) -> None:
+        compressed = _Counted(raw)
+        stream: IO[bytes] = io.BufferedReader(compressed)
         try:
-            if not isinstance(raw, io.BufferedReader):
-                stream = io.BufferedReader(cast(io.RawIOBase, raw))
-            if cast(io.BufferedReader, stream).peek(2)[:2] == _GZIP_MAGIC:
+            zipped = cast(io.BufferedReader, stream).peek(2)[:2] == _GZIP_MAGIC
+            if zipped:
                 # Logs export tasks and Firehose write gzip objects.
-                stream = cast(IO[bytes], gzip.GzipFile(fileobj=stream))
-            # JSON text never holds NUL: a file met in a tree that does is not ours (one count).
-            if whole_file and b"\0" in cast(io.BufferedReader, stream).peek(1024)[:1024]:
+                stream = cast(IO[bytes], io.BufferedReader(gzip.GzipFile(fileobj=stream)))
+            # JSON text never holds NUL: a source that does is not ours (one count).
+            if b"\0" in cast(io.BufferedReader, stream).peek(1024)[:1024]:
                 self.skipped[BINARY] += 1
                 return
-            self._read_lines(stream)
+            self._read_lines(stream, compressed if zipped else None)
         except (OSError, EOFError):  # an I/O error mid-file, a corrupt or truncated gzip
             self.skipped[UNREADABLE] += 1
 
-    def _read_lines(self, stream: IO[bytes]) -> None:
+    def _read_lines(self, stream: IO[bytes], compressed: _Counted | None) -> None:
         first = True
+        wasted = 0
         while line := stream.readline(MAX_LINE_BYTES + 1):
+            if compressed and wasted > GZIP_GRACE and wasted > MAX_GZIP_RATIO * compressed.count:
+                self.skipped[GZIP_BOMB] += 1
+                return
+            reports = self.reports
+            wasted += len(line)  # given back below if the line was a report
             if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                dropped = len(line)
                 while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
-                    pass  # drop the rest of an oversized line without holding it
+                    # Drop the rest of an oversized line without holding it - up to a bound: a
+                    # stream without line breaks (/dev/zero on stdin) would never end.
+                    dropped += len(rest)
+                    if dropped > MAX_DOCUMENT_BYTES:
+                        self.skipped[NOT_LINES] += 1
+                        return
                 self.skipped[TOO_LONG] += 1
                 continue
             stripped = line.strip()
@@ -185,6 +233,8 @@ class FleetReader:
                 return
             first = False
             self._text(line)
+            if self.reports > reports:
+                wasted -= len(line)
 
     # -- records -----------------------------------------------------------------------------
     def _text(self, data: bytes) -> None:
