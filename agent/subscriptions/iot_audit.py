@@ -61,6 +61,8 @@ _MINIMAL = (
 _EVALUATION_LOGIC = (
     "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html"
 )
+_SHOWN = 4
+"""Needs named in a condition_not_evaluated message; details.undecided lists every one."""
 THING_PERMISSIONS = ("iot:DescribeThing", "iot:ListThingPrincipals")
 """What the agent's credentials need to decide ``iot:Connection.Thing.*`` conditions."""
 
@@ -325,7 +327,12 @@ def _undecided_findings(
                 Status.WARNING,
                 "condition_not_evaluated",
                 f"the Condition of {undecided.effect} statement {undecided.statement} "
-                f"({tests}) cannot be decided here{why}; {effect}: {_listing(reqs)}",
+                f"({tests}) cannot be decided here{why}; {effect}: {_listing(reqs[:_SHOWN])}"
+                + (
+                    f"; and {len(reqs) - _SHOWN} more (details.undecided)"
+                    if len(reqs) > _SHOWN
+                    else ""
+                ),
                 _undecided_remedy(undecided.keys, facts),
             )
         )
