@@ -5,6 +5,15 @@
 each: https://docs.aws.amazon.com/iot/latest/apireference/API_ListAttachedPolicies.html and
 https://docs.aws.amazon.com/iot/latest/apireference/API_GetPolicy.html
 The device's role rarely may call these, hence ``subscriptions.fetchIotPolicy`` is off by default.
+
+With the policies comes what ``iot:Connection.Thing.*`` conditions need
+(https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html): the thing's
+type and attributes (``DescribeThing``,
+https://docs.aws.amazon.com/iot/latest/apireference/API_DescribeThing.html) and whether the
+certificate is attached to it (``ListThingPrincipals``,
+https://docs.aws.amazon.com/iot/latest/apireference/API_ListThingPrincipals.html). Those calls
+may fail on their own (a role allowed to read policies but not things): the conditions then stay
+undecided and :class:`ThingDescription` says which permission was missing.
 """
 
 from __future__ import annotations
@@ -43,6 +52,22 @@ class AttachedPolicy:
 
 
 @dataclass(frozen=True)
+class ThingDescription:
+    """What AWS IoT's registry told about the device's thing, and what it would not tell."""
+
+    described: bool = False
+    """DescribeThing answered (or said the thing does not exist); type and attributes are known."""
+    type_name: str | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+    attached: bool | None = None
+    """The device certificate is among the thing's principals; None when unknown."""
+    missing: tuple[str, ...] = ()
+    """IoT actions the calls were refused (``iot:DescribeThing``, ``iot:ListThingPrincipals``)."""
+    problems: tuple[str, ...] = ()
+    """One message per call that did not give a usable answer."""
+
+
+@dataclass(frozen=True)
 class DevicePolicies:
     """The policies attached to the device certificate, and where they live."""
 
@@ -53,6 +78,8 @@ class DevicePolicies:
     """``arn:<partition>:iot:<region>:<account>:policy/``: a policy's ARN is this plus its name."""
     secrets: tuple[str, ...] = ()
     """Credential values to scrub from anything reported about this fetch."""
+    thing: ThingDescription | None = None
+    """The thing's registry entry (None: not asked)."""
 
 
 def read_certificate(path: str | None) -> bytes:
@@ -98,10 +125,109 @@ def fetch_device_policies(
     )
     account = get_caller_identity(session).account
     attached = fetch_attached_policies(session, certificate, account=account)
+    thing = describe_thing(session, thing_name, certificate)
     prefix = f"arn:{partition(session.region)}:iot:{session.region}:{account}:policy/"
     return DevicePolicies(
-        attached, account, session.region, prefix, session.credentials.secret_values
+        attached, account, session.region, prefix, session.credentials.secret_values, thing
     )
+
+
+def describe_thing(session: AwsSession, thing_name: str, certificate: bytes) -> ThingDescription:
+    """The thing's type, attributes and whether ``certificate`` is attached to it.
+
+    Never raises for a failed call: what could not be learnt stays None, and ``missing`` /
+    ``problems`` say why (an AccessDenied names the IoT action the credentials lack).
+    """
+    missing: list[str] = []
+    problems: list[str] = []
+    path = f"/things/{quote(thing_name, safe='')}"
+    try:
+        answer = _call(session, "GET", path, f"IoT DescribeThing {thing_name}")
+    except AwsError as exc:
+        if exc.kind is ErrorKind.NOT_FOUND:
+            # No such thing: the connection has no thing, so thing keys are absent and
+            # IsAttached is false (thing-policy-variables.html).
+            return ThingDescription(
+                described=True,
+                attached=False,
+                problems=(f"the thing {thing_name} is not in the AWS IoT registry",),
+            )
+        _note(exc, "iot:DescribeThing", missing, problems)
+        record = ThingDescription()
+    else:
+        record = _thing_record(answer, thing_name, problems)
+    attached = _is_attached(session, thing_name, certificate, missing, problems)
+    return ThingDescription(
+        record.described,
+        record.type_name,
+        record.attributes,
+        attached,
+        tuple(missing),
+        tuple(problems),
+    )
+
+
+def _note(exc: AwsError, action: str, missing: list[str], problems: list[str]) -> None:
+    if exc.kind is ErrorKind.ACCESS_DENIED:
+        missing.append(action)
+    problems.append(str(exc))
+
+
+def _thing_record(answer: dict[str, Any], thing_name: str, problems: list[str]) -> ThingDescription:
+    """Type and attributes from a DescribeThing answer; undescribed when they have odd types."""
+    what = f"IoT DescribeThing {thing_name}"
+    type_name = answer.get("thingTypeName")
+    attributes = answer.get("attributes", {})
+    if type_name is not None and not isinstance(type_name, str):
+        problems.append(f"{what} answered a thingTypeName that is not a string")
+        return ThingDescription()
+    if attributes is None:
+        attributes = {}
+    if not isinstance(attributes, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
+    ):
+        problems.append(f"{what} answered attributes that are not a map of strings")
+        return ThingDescription()
+    return ThingDescription(True, type_name or None, tuple(sorted(attributes.items())))
+
+
+def _is_attached(
+    session: AwsSession,
+    thing_name: str,
+    certificate: bytes,
+    missing: list[str],
+    problems: list[str],
+) -> bool | None:
+    """Whether the certificate is one of the thing's principals; None when unknown."""
+    what = f"IoT ListThingPrincipals {thing_name}"
+    suffix = f":cert/{certificate_id(certificate)}"
+    token: str | None = None
+    for _ in range(MAX_PAGES):
+        query = {"maxResults": "250"}
+        if token:
+            query["nextToken"] = token
+        try:
+            page = _call(
+                session,
+                "GET",
+                f"/things/{quote(thing_name, safe='')}/principals?{urlencode(query)}",
+                what,
+            )
+        except AwsError as exc:
+            _note(exc, "iot:ListThingPrincipals", missing, problems)
+            return None
+        principals = page.get("principals") or []
+        if not isinstance(principals, list) or not all(isinstance(p, str) for p in principals):
+            problems.append(f"{what} answered principals that are not a list of ARNs")
+            return None
+        if any(p.endswith(suffix) for p in principals):
+            return True
+        next_token = page.get("nextToken")
+        token = next_token if isinstance(next_token, str) else None
+        if not token:
+            return False
+    problems.append(f"{what} answered more than {MAX_PAGES} pages")
+    return None
 
 
 def certificate_id(certificate: bytes) -> str:

@@ -29,8 +29,8 @@ from agent.subscriptions.authorization import (
     is_authorized,
 )
 from agent.subscriptions.bridge import BRIDGE_COMPONENT, audit_bridge
-from agent.subscriptions.iot_audit import DeviceFacts, audit_policies
-from agent.subscriptions.iot_policy import IotPolicy, PolicyError
+from agent.subscriptions.iot_audit import DeviceFacts, ThingFacts, audit_policies
+from agent.subscriptions.iot_policy import IotPolicy, PolicyError, ThingRecord
 from agent.subscriptions.iot_sources import (
     documents_from_api,
     load_policy_file,
@@ -58,6 +58,8 @@ class Fetched:
     region: str
     secrets: tuple[str, ...] = ()
     """Credential values to scrub from anything reported about this fetch."""
+    thing: ThingFacts | None = None
+    """The thing's registry entry, for ``iot:Connection.Thing.*`` conditions."""
 
 
 def fetch_policies(ctx: CheckContext) -> Fetched:
@@ -75,7 +77,16 @@ def fetch_policies(ctx: CheckContext) -> Fetched:
     )
     parsed = documents_from_api({p.name: p.document for p in device.attached})
     policies = [IotPolicy(p.name, p.statements, device.policy_arn_prefix + p.name) for p in parsed]
-    return Fetched(policies, device.account, device.region, device.secrets)
+    thing = None
+    if device.thing is not None:
+        described = device.thing
+        thing = ThingFacts(
+            ThingRecord(described.type_name, described.attributes) if described.described else None,
+            described.attached,
+            described.missing,
+            tuple(scrub(p, device.secrets, env=ctx.env) for p in described.problems),
+        )
+    return Fetched(policies, device.account, device.region, device.secrets, thing)
 
 
 @dataclass
@@ -291,7 +302,7 @@ def fetch_iot_policies(ctx: CheckContext) -> list[CheckResult]:
     cached = state.fetched
     if cached is not None and 0 <= (now - cached[0]).total_seconds() < FETCH_TTL_SECONDS:
         fetched = cached[1]
-        return iot_policy_results(ctx, fetched.policies, fetched.account)
+        return iot_policy_results(ctx, fetched.policies, fetched.account, fetched.thing)
     try:
         fetched = fetch_policies(ctx)
     except (AwsError, PolicyError) as exc:
@@ -335,7 +346,7 @@ def fetch_iot_policies(ctx: CheckContext) -> list[CheckResult]:
             )
         ]
     state.fetched = (now, fetched)
-    return iot_policy_results(ctx, fetched.policies, fetched.account)
+    return iot_policy_results(ctx, fetched.policies, fetched.account, fetched.thing)
 
 
 def _file_policies(ctx: CheckContext, path: Path) -> list[IotPolicy]:
@@ -351,11 +362,15 @@ def _file_policies(ctx: CheckContext, path: Path) -> list[IotPolicy]:
 
 
 def iot_policy_results(
-    ctx: CheckContext, policies: Sequence[IotPolicy], account: str | None = None
+    ctx: CheckContext,
+    policies: Sequence[IotPolicy],
+    account: str | None = None,
+    registry: ThingFacts | None = None,
 ) -> list[CheckResult]:
     """The ``subscription.iot_policy`` results for policies however they were obtained.
 
-    ``account`` is the AWS account id when known (AWS IoT tells it; a file may not).
+    ``account`` is the AWS account id when known (AWS IoT tells it; a file may not); ``registry``
+    what AWS IoT's registry said about the thing (None: not asked, thing conditions undecided).
     """
     thing = ctx.greengrass.device_thing_name(ctx.env)
     if thing is None:
@@ -386,6 +401,7 @@ def iot_policy_results(
         required_topics=tuple(
             with_thing_name(t, thing) for t in ctx.config.subscriptions.required_topics
         ),
+        thing=registry,
     )
     return [v.to_result(IOT_POLICY) for v in audit_policies(policies, facts)]
 

@@ -13,16 +13,32 @@ Not wanted (WARNING): grants Device Defender's IOT_POLICY_OVERLY_PERMISSIVE_CHEC
 (https://docs.aws.amazon.com/iot/latest/developerguide/audit-chk-iot-policy-permissive.html),
 probed here by asking whether the policy lets this device act for *another* thing; and ``+``/``#``
 in a Deny, which AWS IoT matches literally (IOT_POLICY_POTENTIAL_MISCONFIGURATION_CHECK).
+
+Uncertain (WARNING ``condition_not_evaluated``): a need whose answer hangs on a ``Condition`` the
+evaluator cannot decide — a Deny that may apply, or an Allow that is the only grant. Thing keys
+(``iot:Connection.Thing.*``) are decided from the registry when ``fetchIotPolicy`` read it
+(:class:`ThingFacts`); other keys (``aws:SourceIp``, ``iot:ConnectAttributes``...) belong to a
+request the agent has not made and stay undecided.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from agent.report import Finding, Status, Verdict
-from agent.subscriptions.iot_policy import Context, IotPolicy, arn, evaluate
+from agent.subscriptions.iot_policy import (
+    THING_VARIABLE_PREFIX,
+    Context,
+    Evaluation,
+    IotPolicy,
+    ThingRecord,
+    Undecided,
+    arn,
+    evaluate,
+)
 from agent.subscriptions.topics import has_wildcard
 
 OTHER_THING = "gghealth-probe-other-thing"
@@ -42,6 +58,29 @@ _MINIMAL = (
 )
 
 
+_EVALUATION_LOGIC = (
+    "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html"
+)
+_SHOWN = 4
+"""Needs named in a condition_not_evaluated message; details.undecided lists every one."""
+THING_PERMISSIONS = ("iot:DescribeThing", "iot:ListThingPrincipals")
+"""What the agent's credentials need to decide ``iot:Connection.Thing.*`` conditions."""
+
+
+@dataclass(frozen=True)
+class ThingFacts:
+    """What AWS IoT's registry told about the device's thing (``fetchIotPolicy``)."""
+
+    record: ThingRecord | None = None
+    """Type and attributes (DescribeThing); None when the call did not answer."""
+    attached: bool | None = None
+    """The device certificate is attached to the thing (ListThingPrincipals); None: unknown."""
+    missing: tuple[str, ...] = ()
+    """Permissions the registry calls were refused (``iot:DescribeThing``...)."""
+    problems: tuple[str, ...] = ()
+    """Why something stayed unknown, one message per failed call (no secrets)."""
+
+
 @dataclass(frozen=True)
 class DeviceFacts:
     """What the required set depends on."""
@@ -56,6 +95,8 @@ class DeviceFacts:
     client_ids: tuple[str, ...] = ()
     """Extra MQTT client ids the device connects with (the direct MQTT transport)."""
     required_topics: tuple[str, ...] = ()
+    thing: ThingFacts | None = None
+    """The registry's answers; None when it was not asked (``fetchIotPolicy`` off)."""
 
 
 @dataclass(frozen=True)
@@ -212,39 +253,139 @@ def _listing(reqs: Sequence[Requirement]) -> str:
     return "; ".join(f"{r.action} on {_short(r.resource)} ({r.why})" for r in reqs)
 
 
-def required_verdict(policies: Sequence[IotPolicy], facts: DeviceFacts, target: str) -> Verdict:
-    """Whether ``policies`` together allow everything in ``requirements(facts)``."""
-    own = Context(
+def _own_context(facts: DeviceFacts) -> Context:
+    """The nucleus's own connection: client id = thing name, thing keys as the registry says."""
+    thing = facts.thing or ThingFacts()
+    return Context(
         client_id=facts.thing_name,
         thing_name=facts.thing_name,
-        thing_attached=True,
+        thing_attached=thing.attached,
+        thing=thing.record,
         region=facts.region,
         account=facts.account,
     )
+
+
+def _undecided_remedy(keys: Sequence[str], facts: DeviceFacts) -> str:
+    """How to get the condition keys ``keys`` decided (or what to check by hand)."""
+    thing_keys = [k for k in keys if k.startswith(THING_VARIABLE_PREFIX)]
+    others = [k for k in keys if not k.startswith(THING_VARIABLE_PREFIX)]
+    fixes = []
+    if thing_keys:
+        thing_arn = _policy_arn(
+            arn(
+                "iot",
+                f"thing/{facts.thing_name}",
+                Context(region=facts.region, account=facts.account),
+            )
+        )
+        if facts.thing is None:
+            fixes.append(
+                "set subscriptions.fetchIotPolicy: true so the agent reads the thing's type, "
+                "attributes and certificate attachment from AWS IoT (it needs "
+                f"{' and '.join(THING_PERMISSIONS)} on {thing_arn})"
+            )
+        elif facts.thing.missing:
+            fixes.append(
+                f"allow {' and '.join(facts.thing.missing)} on {thing_arn} to the credentials "
+                "the agent uses, so iot:Connection.Thing.* conditions can be decided"
+            )
+        else:
+            fixes.append(
+                "make AWS IoT's DescribeThing / ListThingPrincipals answer for "
+                f"{facts.thing_name}, so iot:Connection.Thing.* conditions can be decided"
+            )
+    if others:
+        fixes.append(
+            f"check by hand that {', '.join(others)} leaves this device's requests as intended "
+            "(the agent cannot know these keys before a request), or narrow the statement so it "
+            f"does not cover them (see {_EVALUATION_LOGIC})"
+        )
+    return "; ".join(fixes)
+
+
+def _undecided_findings(
+    uncertain: Mapping[Undecided, list[Requirement]], facts: DeviceFacts
+) -> list[Finding]:
+    findings = []
+    for undecided, reqs in uncertain.items():
+        tests = ", ".join(f"{op} {key}".strip() for op, key in undecided.tests)
+        if undecided.effect == "Deny":
+            effect = "it may deny, so these are neither allowed nor proven denied"
+        else:
+            effect = "it is their only grant, so they may be refused"
+        why = ""
+        thing = facts.thing
+        if (
+            thing is not None
+            and thing.problems
+            and any(k.startswith(THING_VARIABLE_PREFIX) for k in undecided.keys)
+        ):
+            why = f" ({'; '.join(thing.problems)})"
+        findings.append(
+            Finding(
+                Status.WARNING,
+                "condition_not_evaluated",
+                f"the Condition of {undecided.effect} statement {undecided.statement} "
+                f"({tests}) cannot be decided here{why}; {effect}: {_listing(reqs[:_SHOWN])}"
+                + (
+                    f"; and {len(reqs) - _SHOWN} more (details.undecided)"
+                    if len(reqs) > _SHOWN
+                    else ""
+                ),
+                _undecided_remedy(undecided.keys, facts),
+            )
+        )
+    return findings
+
+
+def _affects(result: Evaluation) -> tuple[Undecided, ...]:
+    """The undecided statements that change ``result`` (none for a decided answer)."""
+    if result.decision == "uncertain" or (result.allowed and result.conditional):
+        return result.undecided
+    return ()
+
+
+def required_verdict(policies: Sequence[IotPolicy], facts: DeviceFacts, target: str) -> Verdict:
+    """Whether ``policies`` together allow everything in ``requirements(facts)``."""
+    own = _own_context(facts)
     # Thing policy variables do not resolve for core devices (device-auth.html#iot-policies).
-    core = replace(own, thing_name=None, thing_attached=None)
+    core = replace(own, thing_name=None, thing_attached=None, thing=None)
     missing: dict[Status, list[Requirement]] = {Status.CRITICAL: [], Status.WARNING: []}
     denied: dict[Requirement, tuple[str, ...]] = {}
     via_thing: list[Requirement] = []
     conditional: list[str] = []
+    uncertain: dict[Undecided, list[Requirement]] = {}
     reqs = requirements(facts)
     for req in reqs:
         ctx = own
         if req.action == "iot:Connect":
             client_id = req.resource.rpartition("client/")[2]
             if client_id != facts.thing_name:  # thing variables resolve only for a thing's name
-                ctx = replace(own, client_id=client_id, thing_name=None, thing_attached=None)
+                ctx = replace(
+                    own, client_id=client_id, thing_name=None, thing_attached=None, thing=None
+                )
         result = evaluate(policies, req.action, req.resource, ctx)
         if result.decision == "explicit_deny":
             denied[req] = result.denied_by
-        elif not result.allowed:
+            continue
+        if result.decision == "implicit_deny":
             missing[req.status].append(req)
-        elif not evaluate(
-            policies, req.action, req.resource, replace(core, client_id=ctx.client_id)
-        ).allowed:
-            via_thing.append(req)
-        elif result.conditional:
+            continue
+        if result.allowed and result.thing_variables:
+            # Only a resource matched through ${iot:Connection.Thing.*} is flagged: that is what
+            # core devices are documented not to resolve. Thing *condition keys* are decided on
+            # the device's own MQTT connection (client id = thing name) from the registry.
+            as_core = evaluate(
+                policies, req.action, req.resource, replace(core, client_id=ctx.client_id)
+            )
+            if not as_core.allowed and as_core.decision != "uncertain":
+                via_thing.append(req)
+                continue
+        if result.conditional:
             conditional.append(f"{req.action} on {_short(req.resource)}")
+        for undecided in _affects(result):
+            uncertain.setdefault(undecided, []).append(req)
     findings = [
         Finding(
             status,
@@ -276,11 +417,30 @@ def required_verdict(policies: Sequence[IotPolicy], facts: DeviceFacts, target: 
                 "${iot:Connection.Thing.ThingName}",
             )
         )
+    findings += _undecided_findings(uncertain, facts)
+    details: dict[str, Any] = {
+        "policies": [p.name for p in policies],
+        "required": len(reqs),
+        "conditional": conditional,
+    }
+    if uncertain:
+        details["undecided"] = [
+            {
+                "statement": u.statement,
+                "effect": u.effect,
+                "keys": list(u.keys),
+                "requests": [f"{r.action} on {_short(r.resource)}" for r in group],
+            }
+            for u, group in uncertain.items()
+        ]
+    if facts.thing is not None:
+        details["thing_registry"] = {
+            "described": facts.thing.record is not None,
+            "attached": facts.thing.attached,
+            "missing_permissions": list(facts.thing.missing),
+        }
     return Verdict(
-        target,
-        f"allows the {len(reqs)} actions this core device needs",
-        tuple(findings),
-        {"policies": [p.name for p in policies], "required": len(reqs), "conditional": conditional},
+        target, f"allows the {len(reqs)} actions this core device needs", tuple(findings), details
     )
 
 

@@ -7,8 +7,23 @@ case-sensitively, each with the ``*`` and ``?`` globs; a field may be a string o
 treats ``+`` and ``#`` in resources as literal characters. Policy variables ``${iot:ClientId}``,
 ``${iot:Connection.Thing.*}`` ... are replaced from the request context before matching; one that
 cannot be resolved makes its resource match nothing, and ``${*}``, ``${?}``, ``${$}`` are the
-literal characters. Conditions on the keys below are evaluated; any other condition is unknown: an
-``Allow`` under it still counts (flagged ``conditional``), a ``Deny`` under it does not.
+literal characters.
+
+Conditions (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html)
+are decided on the keys the request context knows: ``iot:ClientId`` and the thing keys
+``iot:Connection.Thing.{ThingName, IsAttached, ThingTypeName, Attributes[name]}``
+(https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html); the last two
+only once DescribeThing has told them. Any other key, or an operator not modelled here, makes the
+condition *undecided*, and the statement can neither grant nor deny for certain:
+
+- an ``Allow`` under an undecided condition still allows, flagged ``conditional`` (the grant is
+  uncertain);
+- a ``Deny`` under an undecided condition makes every request it matches ``uncertain`` — it is
+  neither allowed (the Deny may apply: an explicit deny wins, see
+  https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html) nor
+  proven denied. It is never dropped.
+
+``Evaluation.undecided`` names the statements and condition keys behind an uncertain answer.
 """
 
 from __future__ import annotations
@@ -52,6 +67,20 @@ class IotPolicy:
 
 
 @dataclass(frozen=True)
+class ThingRecord:
+    """What AWS IoT's registry holds about the connection's thing (DescribeThing)."""
+
+    type_name: str | None = None
+    """``thingTypeName``; None: the thing has no type (the key is absent from the context)."""
+    attributes: tuple[tuple[str, str], ...] = ()
+    """``attributes`` as (name, value) pairs; a name not listed is absent from the context."""
+
+    def attribute(self, name: str) -> str | None:
+        """The value of attribute ``name``; None when the thing does not have it."""
+        return next((value for key, value in self.attributes if key == name), None)
+
+
+@dataclass(frozen=True)
 class Context:
     """What the policy variables and condition keys of one request resolve to."""
 
@@ -59,22 +88,44 @@ class Context:
     thing_name: str | None = None
     """``iot:Connection.Thing.ThingName``; None when thing variables do not resolve."""
     thing_attached: bool | None = None
+    """``iot:Connection.Thing.IsAttached``; None when unknown."""
+    thing: ThingRecord | None = None
+    """The thing's type and attributes; None when unknown (DescribeThing not asked or failed)."""
     region: str | None = None
     account: str | None = None
     """None: the ARN field is unknown and matches whatever the policy names."""
 
 
 @dataclass(frozen=True)
+class Undecided:
+    """A statement whose condition this evaluator could not decide for one request."""
+
+    statement: str
+    """``<policy name> <Sid or #position>``."""
+    effect: Literal["Allow", "Deny"]
+    tests: tuple[tuple[str, str], ...]
+    """The (operator, condition key) pairs that could not be decided."""
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The condition keys that could not be decided, in policy order, each once."""
+        return tuple(dict.fromkeys(key for _, key in self.tests))
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """The outcome of one request against a set of policies."""
 
-    decision: Literal["allow", "explicit_deny", "implicit_deny"]
+    decision: Literal["allow", "explicit_deny", "implicit_deny", "uncertain"]
+    """``uncertain``: allowed unless a Deny whose condition is undecided applies."""
     allowed_by: tuple[str, ...] = ()
     denied_by: tuple[str, ...] = ()
     conditional: bool = False
-    """An allowing statement has a condition this evaluator cannot check."""
+    """Allowed only by statements whose condition this evaluator cannot decide."""
     thing_variables: bool = False
     """An allowing statement matched through an ``iot:Connection.Thing.*`` variable."""
+    undecided: tuple[Undecided, ...] = ()
+    """The statements whose undecided conditions could change this answer."""
 
     @property
     def allowed(self) -> bool:
@@ -170,15 +221,45 @@ def glob_match(pattern: str, text: str, *, ignore_case: bool = False) -> bool:
     return _glob(pattern, ignore_case).fullmatch(text) is not None
 
 
+_THING_KEYS = frozenset(
+    THING_VARIABLE_PREFIX + key for key in ("ThingName", "IsAttached", "ThingTypeName")
+)
+_ATTRIBUTE = re.compile(re.escape(THING_VARIABLE_PREFIX) + r"Attributes\[(.+)\]")
+
+
+def condition_values(name: str, ctx: Context) -> tuple[str, ...] | None:
+    """The values of condition key ``name`` in ``ctx``: ``()`` when the key is known to be absent
+    from the request context, None when this evaluator does not know it.
+
+    Thing keys exist only for a connection whose client id is a thing's name
+    (https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html): without a
+    ``thing_name`` they are absent.
+    """
+    if name == "iot:ClientId":
+        return None if ctx.client_id is None else (ctx.client_id,)
+    attribute = _ATTRIBUTE.fullmatch(name)
+    if name not in _THING_KEYS and attribute is None:
+        return None
+    if ctx.thing_name is None:
+        return ()
+    if name == THING_VARIABLE_PREFIX + "ThingName":
+        return (ctx.thing_name,)
+    if name == THING_VARIABLE_PREFIX + "IsAttached":
+        return None if ctx.thing_attached is None else (str(ctx.thing_attached).lower(),)
+    if ctx.thing_attached is False:
+        # "If the device certificate is not associated with the thing, this variable won't be
+        # resolved" (https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-examples.html)
+        return ()
+    if ctx.thing is None:
+        return None
+    value = ctx.thing.type_name if attribute is None else ctx.thing.attribute(attribute.group(1))
+    return () if value is None else (value,)
+
+
 def resolve_variable(name: str, ctx: Context) -> str | None:
     """The value of policy variable or condition key ``name`` in ``ctx``; None if unresolved."""
-    if name == "iot:ClientId":
-        return ctx.client_id
-    if name == THING_VARIABLE_PREFIX + "ThingName":
-        return ctx.thing_name
-    if name == THING_VARIABLE_PREFIX + "IsAttached":
-        return None if ctx.thing_attached is None else str(ctx.thing_attached).lower()
-    return None
+    values = condition_values(name, ctx)
+    return values[0] if values else None
 
 
 @dataclass(frozen=True)
@@ -252,40 +333,84 @@ def _equals_ignore_case(want: str, have: str) -> bool:
     return have.lower() == want.lower()
 
 
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
 _CONDITION_OPERATORS: dict[str, Callable[[str, str], bool]] = {
     "StringEquals": lambda want, have: have == want,
     "StringNotEquals": lambda want, have: have != want,
     "StringEqualsIgnoreCase": _equals_ignore_case,
+    "StringNotEqualsIgnoreCase": lambda want, have: not _equals_ignore_case(want, have),
     "StringLike": lambda want, have: glob_match(want, have),
     "StringNotLike": lambda want, have: not glob_match(want, have),
     "Bool": _equals_ignore_case,
 }
+_NEGATED = frozenset({"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike"})
+"""Operators that hold when the value matches *none* of the policy's values."""
+_SET_QUALIFIERS = ("ForAnyValue:", "ForAllValues:")
 
 
-def _condition_holds(condition: Mapping[str, Any] | None, ctx: Context) -> bool | None:
-    """True/False when every test is decidable here, None when one is not."""
+def _test_holds(operator: str, wanted: Any, have: tuple[str, ...]) -> bool | None:
+    """One (operator, key) test against the key's values ``have`` (``()``: absent from the
+    request); None when the operator is not one this evaluator models."""
+    qualifier, _, name = operator.rpartition(":")
+    if qualifier and f"{qualifier}:" not in _SET_QUALIFIERS:
+        return None
+    base = name.removesuffix("IfExists")
+    if_exists = base != name
+    # JSON true/false are written "true"/"false" (the policy language is text).
+    values = [
+        str(v).lower() if isinstance(v, bool) else str(v)
+        for v in (wanted if isinstance(wanted, list) else [wanted])
+    ]
+    if base == "Null":
+        # Null tests presence only; it takes no IfExists and no set qualifier.
+        if qualifier or if_exists or not all(v.lower() in ("true", "false") for v in values):
+            return None
+        return any((v.lower() == "true") is (not have) for v in values)
+    test = _CONDITION_OPERATORS.get(base)
+    if test is None:
+        return None
+    negated = base in _NEGATED
+
+    def one(value: str) -> bool:
+        hits = [test(v, value) for v in values]
+        return all(hits) if negated else any(hits)
+
+    if not have and if_exists:
+        return True  # "...IfExists": a key absent from the request context passes
+    if qualifier == "ForAllValues":
+        return all(one(v) for v in have)  # true for an empty set, as IAM documents
+    if qualifier == "ForAnyValue":
+        return any(one(v) for v in have)  # false for an empty set
+    if not have:
+        # An absent key does not match, so a negated operator holds and a positive one fails.
+        return negated
+    return all(one(v) for v in have)
+
+
+def condition_holds(
+    condition: Mapping[str, Any] | None, ctx: Context
+) -> tuple[bool | None, tuple[tuple[str, str], ...]]:
+    """(verdict, undecided tests): True/False when the condition is decided here, else None with
+    the (operator, key) pairs that could not be decided.
+
+    Every operator and every key must hold (a logical AND); one that is proven false decides the
+    whole condition false even when another is undecided.
+    """
     if not condition:
-        return True
-    verdict: bool | None = True
+        return True, ()
+    undecided: list[tuple[str, str]] = []
     for operator, tests in condition.items():
-        base = str(operator).removesuffix("IfExists")
-        test = _CONDITION_OPERATORS.get(base)
-        if test is None or not isinstance(tests, Mapping):
-            verdict = None
+        if not isinstance(tests, Mapping):
+            undecided.append((str(operator), ""))
             continue
         for key, wanted in tests.items():
-            have = resolve_variable(str(key), ctx)
-            values = wanted if isinstance(wanted, list) else [wanted]
-            if have is None:
-                if str(operator).endswith("IfExists"):
-                    continue
-                verdict = None
-                continue
-            negative = base.startswith("StringNot")
-            hits = [test(str(v), have) for v in values]
-            if not (all(hits) if negative else any(hits)):
-                return False
-    return verdict
+            have = condition_values(str(key), ctx)
+            verdict = None if have is None else _test_holds(str(operator), wanted, have)
+            if verdict is None:
+                undecided.append((str(operator), str(key)))
+            elif not verdict:
+                return False, ()
+    return (None, tuple(undecided)) if undecided else (True, ())
 
 
 def _statement_applies(
@@ -310,26 +435,44 @@ def _statement_applies(
 
 
 def evaluate(policies: Iterable[IotPolicy], action: str, resource: str, ctx: Context) -> Evaluation:
-    """Evaluate one request (``resource`` an ARN or ``*``) against every policy together."""
+    """Evaluate one request (``resource`` an ARN or ``*``) against every policy together.
+
+    IAM's order (reference_policies_evaluation-logic.html): a Deny that applies wins; else an
+    Allow that applies allows; else the implicit deny. A statement whose condition is undecided
+    may or may not apply, which makes the answer uncertain exactly when it could change it.
+    """
     allowed: list[str] = []
     denied: list[str] = []
-    conditional = thing = False
+    sure_allow = thing = False
+    maybe_allow: list[Undecided] = []
+    maybe_deny: list[Undecided] = []
     for policy in policies:
         for statement in policy.statements:
             hit, via_thing = _statement_applies(statement, action, resource, ctx)
             if not hit:
                 continue
-            holds = _condition_holds(statement.condition, ctx)
+            holds, tests = condition_holds(statement.condition, ctx)
+            if holds is False:
+                continue
             label = f"{policy.name} {statement.label}"
             if statement.effect == "Deny":
                 if holds:
                     denied.append(label)
-            elif holds is not False:
-                allowed.append(label)
-                conditional = conditional or holds is None
-                thing = thing or via_thing
+                else:
+                    maybe_deny.append(Undecided(label, "Deny", tests))
+                continue
+            allowed.append(label)
+            thing = thing or via_thing
+            if holds:
+                sure_allow = True
+            else:
+                maybe_allow.append(Undecided(label, "Allow", tests))
     if denied:
         return Evaluation("explicit_deny", tuple(allowed), tuple(denied))
-    if allowed:
-        return Evaluation("allow", tuple(allowed), (), conditional, thing)
-    return Evaluation("implicit_deny")
+    if not allowed:
+        # Denied whether or not an undecided Deny applies: nothing allows it.
+        return Evaluation("implicit_deny")
+    undecided = tuple(maybe_deny) + (() if sure_allow else tuple(maybe_allow))
+    if maybe_deny:
+        return Evaluation("uncertain", tuple(allowed), (), not sure_allow, thing, undecided)
+    return Evaluation("allow", tuple(allowed), (), not sure_allow, thing, undecided)

@@ -13,7 +13,9 @@ from agent.subscriptions.iot_policy import (
     Context,
     IotPolicy,
     PolicyError,
+    ThingRecord,
     arn,
+    condition_holds,
     evaluate,
     glob_match,
     parse_policy,
@@ -247,12 +249,196 @@ def test_conditions(
     assert result.conditional is conditional
 
 
-def test_deny_under_an_unknown_condition_does_not_apply() -> None:
+def test_deny_under_an_undecided_condition_makes_the_answer_uncertain() -> None:
     p = policy(
         allow("iot:*", "*"),
-        deny("iot:Publish", "*", Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}),
+        deny(
+            "iot:Publish",
+            "*",
+            Sid="office",
+            Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}},
+        ),
     )
-    assert evaluate([p], "iot:Publish", PREFIX + "topic/a", CTX).allowed
+    result = evaluate([p], "iot:Publish", PREFIX + "topic/a", CTX)
+    assert result.decision == "uncertain"
+    assert not result.allowed
+    assert result.denied_by == ()
+    assert [(u.statement, u.effect, u.keys) for u in result.undecided] == [
+        ("p office", "Deny", ("aws:SourceIp",))
+    ]
+    # Requests the Deny does not match stay decided.
+    other = evaluate([p], "iot:Connect", PREFIX + "client/pi-42", CTX)
+    assert other.decision == "allow" and other.undecided == ()
+
+
+def test_an_undecided_deny_cannot_change_an_implicit_or_explicit_deny() -> None:
+    undecided = deny("iot:Publish", "*", Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})
+    alone = evaluate([policy(undecided)], "iot:Publish", PREFIX + "topic/a", CTX)
+    assert alone.decision == "implicit_deny" and alone.undecided == ()
+    both = policy(allow("iot:*", "*"), undecided, deny("iot:Publish", PREFIX + "topic/a"))
+    assert evaluate([both], "iot:Publish", PREFIX + "topic/a", CTX).decision == "explicit_deny"
+
+
+def test_a_deny_whose_condition_is_false_is_ignored() -> None:
+    # StringNotEquals on a known key that does not match: decided, so no uncertainty.
+    p = policy(
+        allow("iot:*", "*"),
+        deny("iot:Publish", "*", Condition={"StringEquals": {"iot:ClientId": "someone-else"}}),
+    )
+    result = evaluate([p], "iot:Publish", PREFIX + "topic/a", CTX)
+    assert result.decision == "allow" and not result.conditional and result.undecided == ()
+
+
+def test_a_false_test_decides_a_condition_with_an_undecided_one() -> None:
+    # Every operator must hold; one proven false is enough, whatever aws:SourceIp is.
+    p = policy(
+        allow("iot:*", "*"),
+        deny(
+            "iot:Publish",
+            "*",
+            Condition={
+                "IpAddress": {"aws:SourceIp": "10.0.0.0/8"},
+                "StringEquals": {"iot:ClientId": "someone-else"},
+            },
+        ),
+    )
+    assert evaluate([p], "iot:Publish", PREFIX + "topic/a", CTX).decision == "allow"
+
+
+def test_a_conditional_allow_beside_an_unconditional_one_is_not_conditional() -> None:
+    p = policy(
+        allow("iot:Publish", "*", Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}),
+        allow("iot:Publish", PREFIX + "topic/a"),
+    )
+    result = evaluate([p], "iot:Publish", PREFIX + "topic/a", CTX)
+    assert result.allowed and not result.conditional and result.undecided == ()
+    only = evaluate([p], "iot:Publish", PREFIX + "topic/b", CTX)
+    assert only.allowed and only.conditional
+    assert [(u.statement, u.effect) for u in only.undecided] == [("p #0", "Allow")]
+
+
+SENSOR = Context(
+    client_id="pi-42",
+    thing_name="pi-42",
+    thing_attached=True,
+    thing=ThingRecord("sensor", (("env", "prod"), ("floor", "3"))),
+    region="eu-west-1",
+    account="123456789012",
+)
+NO_TYPE = Context(client_id="pi-42", thing_name="pi-42", thing_attached=True, thing=ThingRecord())
+UNDESCRIBED = Context(client_id="pi-42", thing_name="pi-42", thing_attached=True)
+DETACHED = Context(
+    client_id="pi-42", thing_name="pi-42", thing_attached=False, thing=ThingRecord("sensor")
+)
+
+
+@pytest.mark.parametrize(
+    ("condition", "ctx", "decision", "undecided_keys"),
+    [
+        # thing type and attributes: decided once DescribeThing told them
+        ({"StringEquals": {"iot:Connection.Thing.ThingTypeName": "sensor"}}, SENSOR, True, ()),
+        ({"StringEquals": {"iot:Connection.Thing.ThingTypeName": "camera"}}, SENSOR, False, ()),
+        (
+            {"StringEquals": {"iot:Connection.Thing.ThingTypeName": "sensor"}},
+            UNDESCRIBED,
+            None,
+            ("iot:Connection.Thing.ThingTypeName",),
+        ),
+        ({"StringEquals": {"iot:Connection.Thing.Attributes[env]": "prod"}}, SENSOR, True, ()),
+        ({"StringLike": {"iot:Connection.Thing.Attributes[env]": "pr*"}}, SENSOR, True, ()),
+        (
+            {"StringEquals": {"iot:Connection.Thing.Attributes[env]": ["dev", "test"]}},
+            SENSOR,
+            False,
+            (),
+        ),
+        (
+            {"StringEquals": {"iot:Connection.Thing.Attributes[env]": "prod"}},
+            UNDESCRIBED,
+            None,
+            ("iot:Connection.Thing.Attributes[env]",),
+        ),
+        # an absent key (no such attribute, no thing type, a detached thing): a positive
+        # operator fails, a negated one holds, IfExists passes, Null says "absent"
+        ({"StringEquals": {"iot:Connection.Thing.Attributes[room]": "1"}}, SENSOR, False, ()),
+        ({"StringNotEquals": {"iot:Connection.Thing.Attributes[room]": "1"}}, SENSOR, True, ()),
+        (
+            {"StringEqualsIfExists": {"iot:Connection.Thing.Attributes[room]": "1"}},
+            SENSOR,
+            True,
+            (),
+        ),
+        ({"Null": {"iot:Connection.Thing.Attributes[room]": "true"}}, SENSOR, True, ()),
+        ({"Null": {"iot:Connection.Thing.Attributes[env]": "true"}}, SENSOR, False, ()),
+        ({"StringLike": {"iot:Connection.Thing.ThingTypeName": "*"}}, NO_TYPE, False, ()),
+        ({"StringEquals": {"iot:Connection.Thing.Attributes[env]": "x"}}, DETACHED, False, ()),
+        # ForAnyValue / ForAllValues on a known key (a set of one here)
+        (
+            {"ForAnyValue:StringEquals": {"iot:Connection.Thing.Attributes[env]": ["a", "prod"]}},
+            SENSOR,
+            True,
+            (),
+        ),
+        (
+            {"ForAllValues:StringEquals": {"iot:Connection.Thing.Attributes[env]": ["a", "b"]}},
+            SENSOR,
+            False,
+            (),
+        ),
+        (
+            {"ForAllValues:StringEquals": {"iot:Connection.Thing.Attributes[room]": ["a"]}},
+            SENSOR,
+            True,
+            (),
+        ),
+        (
+            {"ForAnyValue:StringEquals": {"iot:Connection.Thing.Attributes[room]": ["a"]}},
+            SENSOR,
+            False,
+            (),
+        ),
+        (
+            {"ForAnyValue:StringEquals": {"iot:ConnectAttributes": ["PersistentConnect"]}},
+            SENSOR,
+            None,
+            ("iot:ConnectAttributes",),
+        ),
+        # an operator not modelled is undecided, even on a known key
+        (
+            {"NumericLessThan": {"iot:Connection.Thing.Attributes[floor]": "5"}},
+            SENSOR,
+            None,
+            ("iot:Connection.Thing.Attributes[floor]",),
+        ),
+        ({"Bogus:StringEquals": {"iot:ClientId": "pi-42"}}, SENSOR, None, ("iot:ClientId",)),
+        # IsAttached unknown without the registry: undecided
+        (
+            {"Bool": {"iot:Connection.Thing.IsAttached": True}},
+            Context(client_id="pi-42", thing_name="pi-42"),
+            None,
+            ("iot:Connection.Thing.IsAttached",),
+        ),
+        ({"Bool": {"iot:Connection.Thing.IsAttached": True}}, SENSOR, True, ()),
+    ],
+)
+def test_condition_operators_and_thing_keys(
+    condition: dict[str, Any], ctx: Context, decision: bool | None, undecided_keys: tuple[str, ...]
+) -> None:
+    holds, tests = condition_holds(condition, ctx)
+    assert holds is decision
+    assert tuple(key for _, key in tests) == undecided_keys
+
+
+def test_thing_type_and_attribute_variables_resolve_in_resources() -> None:
+    p = policy(
+        allow(
+            "iot:Publish",
+            PREFIX + "topic/${iot:Connection.Thing.ThingTypeName}/"
+            "${iot:Connection.Thing.Attributes[env]}/*",
+        )
+    )
+    assert evaluate([p], "iot:Publish", PREFIX + "topic/sensor/prod/x", SENSOR).allowed
+    assert not evaluate([p], "iot:Publish", PREFIX + "topic/sensor/prod/x", UNDESCRIBED).allowed
 
 
 def test_several_policies_are_evaluated_together() -> None:
