@@ -223,6 +223,10 @@ def _identity(recipe: Any) -> tuple[str, str]:
 
 def _expected_path(recipes_dir: Path, name: str, version: str) -> Path | None:
     for file_name in (recipe_file_name(name, version), legacy_recipe_file_name(name, version)):
+        if "/" in file_name or "\0" in file_name:
+            # A service named "../../etc/evil" must not lead the agent out of packages/recipes
+            # (component names and versions never hold either character).
+            continue
         candidate = recipes_dir / file_name
         if candidate.is_file():
             return candidate

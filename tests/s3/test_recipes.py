@@ -252,3 +252,23 @@ def test_deployed_components_skip_entries_without_a_version(root_builder: RootBu
     found = deployed_components(load_root(root_builder.write()))
     assert found["com.example.A"] == "1.2.3"
     assert "com.example.NoVersion" not in found and "broken" not in found
+
+
+def test_a_service_name_cannot_lead_out_of_packages_recipes(root_builder: RootBuilder) -> None:
+    """A service named ``../../evil`` must not make the agent read ``evil-1.0.yaml`` beside the
+    root and echo what it says (issue 19 item 12)."""
+    evil = "../../evil"
+    root = root_builder.write()
+    (root / "packages" / "recipes").mkdir(parents=True, exist_ok=True)
+    outside = root / "packages" / "recipes" / legacy_recipe_file_name(evil, "1.0")
+    planted = resolve_fixture_recipe(
+        "aws.greengrass.SecureTunneling-recipe-prod.yaml", evil, "1.0", "planted-bucket"
+    )
+    outside.resolve().write_text(planted)
+    assert outside.resolve().is_file() and not outside.resolve().is_relative_to(root / "packages")
+    root_builder.services[evil] = {"componentType": "GENERIC", "version": "1.0"}
+    found = find_deployed_artifacts(load_root(root_builder.write()))
+    assert found.artifacts == ()
+    [problem] = found.problems
+    assert problem.reason == "recipe_missing" and problem.path is None
+    assert "planted-bucket" not in problem.message
