@@ -16,7 +16,6 @@ from typing import Any
 
 from agent.checks.base import CheckContext, check
 from agent.report import CheckResult, Status, Verdict, fold
-from agent.x509 import files as reasons
 from agent.x509.chain import device_cert_findings, root_ca_findings
 from agent.x509.inventory import Inventory, Role, Sources, collect
 from agent.x509.parse import PemCertificates, PrivateKeyFacts
@@ -93,7 +92,7 @@ def readable(ctx: CheckContext) -> Iterable[CheckResult]:
             Status.UNKNOWN,
             u.setting,
             u.message,
-            {"reason": reasons.NOT_CONFIGURED},
+            {"reason": u.reason},
             u.remediation,
         )
         for u in inv.unconfigured

@@ -19,6 +19,7 @@ from typing import Any
 
 from agent.x509.files import (
     MAX_PEM_BYTES,
+    NOT_CONFIGURED,
     NOT_FOUND,
     TOO_LARGE,
     Problem,
@@ -77,6 +78,8 @@ class Unconfigured:
     """e.g. ``system.rootCaPath``."""
     message: str
     remediation: str
+    reason: str = NOT_CONFIGURED
+    """``not_configured``, or ``on_token`` for a ``pkcs11:`` URI."""
 
 
 @dataclass(frozen=True)
@@ -189,11 +192,13 @@ def collect(sources: Sources, previous: dict[Any, Any] | None) -> tuple[Inventor
 
     if sources.device_cert is None:
         inv.unconfigured.append(_unset("certificateFilePath", "the device certificate"))
+    elif _is_pkcs11(sources.device_cert):
+        inv.unconfigured.append(_on_token("certificateFilePath", sources.device_cert))
     else:
         inv.device_cert = add(sources.device_cert, Role.DEVICE_CERT, "cert+objects")
     if sources.private_key is None:
         inv.unconfigured.append(_unset("privateKeyPath", "the device private key"))
-    elif sources.private_key.lower().startswith("pkcs11:"):
+    elif _is_pkcs11(sources.private_key):
         inv.pkcs11_key = redact_pkcs11(sources.private_key)
     else:
         inv.private_key = add(sources.private_key, Role.PRIVATE_KEY, "key")
@@ -201,6 +206,8 @@ def collect(sources: Sources, previous: dict[Any, Any] | None) -> tuple[Inventor
         inv.unconfigured.append(
             _unset("rootCaPath", "the root CA bundle (nor is GG_ROOT_CA_PATH set)")
         )
+    elif _is_pkcs11(sources.root_ca):
+        inv.unconfigured.append(_on_token("rootCaPath", sources.root_ca))
     else:
         inv.root_ca = add(sources.root_ca, Role.ROOT_CA, "cert")
     if sources.ca_bundle is not None:
@@ -292,6 +299,27 @@ def _unread_member(
     outcome: Outcome | _Ignored = problem if CERT_MARKER in peek(path, _PEEK_BYTES) else IGNORED
     cache.put(key, stamp_of(st), outcome)
     return outcome
+
+
+def _is_pkcs11(path: str) -> bool:
+    return path[:7].lower() == "pkcs11:"
+
+
+def _on_token(key: str, uri: str) -> Unconfigured:
+    """A certificate the nucleus reads from a PKCS#11 token (``aws.greengrass.crypto.
+    Pkcs11Provider``): not a file to audit, and its URI may carry a PIN."""
+    return Unconfigured(
+        setting=f"system.{key}",
+        message=(
+            f"{key} names a PKCS#11 token object ({redact_pkcs11(uri)}); the agent audits "
+            "certificates in files only, so this one is not audited"
+        ),
+        remediation=(
+            "audit the certificate on the token with the vendor's tools, or keep a copy of the "
+            "certificate as a file and list it in certificates.extraPaths"
+        ),
+        reason="on_token",
+    )
 
 
 def _unset(key: str, what: str) -> Unconfigured:
