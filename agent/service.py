@@ -63,11 +63,16 @@ def make_publisher(
             "component); outside Greengrass use --transport stdout, file or mqtt"
         )
     from agent.transports.ipc import IpcPublisher
+    from agent.transports.safe_write import config_problem
     from agent.transports.spool import Spool, spool_file
     from agent.transports.spooling import SpoolingPublisher
 
     # What the nucleus cannot take while it restarts waits on disk, delivered in order later.
-    spool = Spool(spool_file(config.spool.path), config.spool.max_bytes)
+    spool_path = spool_file(config.spool.path)
+    problem = config_problem(spool_path, "spool.path")
+    if problem is not None:
+        raise problem
+    spool = Spool(spool_path, config.spool.max_bytes)
     return SpoolingPublisher(IpcPublisher(session, topic, config.component_name), spool)
 
 

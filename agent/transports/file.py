@@ -1,33 +1,22 @@
 """The file transport: the latest report, replaced atomically, and an optional JSONL history.
 
-Atomic replacement (write a temp file in the same directory, fsync, rename) means a reader never
-sees half a report (POSIX rename(2) is atomic within a file system), the same scheme as
-prometheus/client_python's textfile writer.
+Atomic replacement means a reader never sees half a report; every write goes through
+:mod:`agent.transports.safe_write`, so a configured path can never make the agent (root)
+replace a device node or write through a link.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from agent.report import Delivery, HealthReport, PublishOutcome, to_json
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so readers see the old or the new file, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from agent.transports.safe_write import (
+    UnsafeTarget,
+    append,
+    config_problem,
+    rotate,
+    write_atomically,
+)
 
 
 class FilePublisher:
@@ -36,9 +25,17 @@ class FilePublisher:
     name = "file"
 
     def __init__(self, path: Path, history_max_bytes: int = 0) -> None:
+        """Raises ConfigError when a path is one the agent must not write."""
         self.path = path
         self.history_path = path.with_name(path.name + ".jsonl")
         self.history_max_bytes = history_max_bytes
+        targets = [(path, "file.path")]
+        if history_max_bytes:
+            targets.append((self.history_path, "file.path's history"))
+        for target, setting in targets:
+            problem = config_problem(target, setting)
+            if problem is not None:
+                raise problem
 
     def publish(self, report: HealthReport) -> PublishOutcome:
         """Write the report; a full disk or a read-only directory is a failed delivery."""
@@ -47,6 +44,13 @@ class FilePublisher:
             write_atomically(self.path, (line + "\n").encode())
             if self.history_max_bytes:
                 self._append_history(line)
+        except UnsafeTarget as exc:
+            return PublishOutcome(
+                Delivery.FAILED,
+                self.name,
+                f"refused to write: {exc}",
+                "remove what was planted there, or choose a path in a directory the agent owns",
+            )
         except OSError as exc:
             return PublishOutcome(
                 Delivery.FAILED,
@@ -64,11 +68,8 @@ class FilePublisher:
         except FileNotFoundError:
             size = 0
         if size and size + len(line) + 1 > self.history_max_bytes:
-            os.replace(
-                self.history_path, self.history_path.with_name(self.history_path.name + ".1")
-            )
-        with open(self.history_path, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+            rotate(self.history_path, self.history_path.with_name(self.history_path.name + ".1"))
+        append(self.history_path, (line + "\n").encode())
 
     def close(self) -> None:
         """Nothing to release."""
