@@ -108,6 +108,24 @@ def from_profile(env: Mapping[str, str], *, timeout: float) -> Credentials | Non
     profile = env.get("AWS_PROFILE")
     if not profile and not creds_file.is_file() and not config_file.is_file():
         return None
+    from agent.config.files import MAX_IDENTITY_FILE_BYTES, InputError, vet_file
+
+    # awscrt's profile loader reads without bound: /dev/zero never returns, a FIFO blocks, a
+    # 3 GiB sparse file takes gigabytes. A path the environment names must be a sane file.
+    for path, variable in (
+        (creds_file, "AWS_SHARED_CREDENTIALS_FILE"),
+        (config_file, "AWS_CONFIG_FILE"),
+    ):
+        if not os.path.lexists(path):
+            continue  # a missing file is a missing link of the chain, as before
+        try:
+            vet_file(path, MAX_IDENTITY_FILE_BYTES)
+        except InputError as exc:
+            raise AwsError(
+                ErrorKind.NOT_CONFIGURED,
+                f"the AWS profile file {exc}",
+                remediation=f"point {variable} at a shared credentials/config file, or unset it",
+            ) from None
     from awscrt.auth import AwsCredentialsProvider
 
     from agent.aws.http import _bootstrap

@@ -224,6 +224,15 @@ class HttpClient:
             return cached[1]
         from awscrt.io import ClientTlsContext, TlsContextOptions
 
+        from agent.config.files import MAX_IDENTITY_FILE_BYTES, InputError, vet_file
+
+        # awscrt reads these files without bound (a FIFO hangs it, /dev/zero exhausts memory).
+        for path in (tls.cert_file, tls.key_file, tls.ca_file):
+            if path is not None:
+                try:
+                    vet_file(Path(path), MAX_IDENTITY_FILE_BYTES)
+                except InputError as exc:
+                    raise AwsError(ErrorKind.NOT_CONFIGURED, f"{where}: {exc}") from None
         try:
             if tls.cert_file is not None and tls.key_file is not None:
                 opts = TlsContextOptions.create_client_with_mtls_from_path(

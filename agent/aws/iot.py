@@ -90,17 +90,14 @@ def read_certificate(path: str | None) -> bytes:
             "system.certificateFilePath names no "
             "certificate file, so the certificate ARN is unknown",
         )
+    from agent.config.files import InputError, read_bytes_bounded
+
     try:
-        with open(Path(path), "rb") as fh:
-            data = fh.read(MAX_CERTIFICATE_BYTES + 1)
-    except OSError as exc:
+        return read_bytes_bounded(Path(path), MAX_CERTIFICATE_BYTES)
+    except InputError as exc:
         raise AwsError(
-            ErrorKind.NOT_CONFIGURED,
-            f"cannot read the device certificate {path}: {exc.strerror or exc}",
+            ErrorKind.NOT_CONFIGURED, f"cannot read the device certificate: {exc}"
         ) from None
-    if len(data) > MAX_CERTIFICATE_BYTES:
-        raise AwsError(ErrorKind.NOT_CONFIGURED, f"{path} is larger than a certificate")
-    return data
 
 
 def fetch_device_policies(

@@ -128,17 +128,17 @@ def _readable(path: str | None, key: str) -> Path:
             f"system.{key} is a PKCS#11 URI; the x509 credentials source needs key files",
             remediation="use s3.credentials.source: tes (the nucleus fetches the credentials)",
         )
+    from agent.config.files import MAX_IDENTITY_FILE_BYTES, InputError, vet_file
+
     try:
-        with open(path, "rb") as fh:
-            fh.read(1)
-    except PermissionError:
+        vet_file(Path(path), MAX_IDENTITY_FILE_BYTES)
+    except InputError as exc:
+        unreadable = "not readable by this user" in str(exc)
         raise AwsError(
             ErrorKind.NOT_CONFIGURED,
-            f"{path} (system.{key}) is not readable by this user",
-            remediation="run the agent privileged (RequiresPrivilege: true) or use source tes",
-        ) from None
-    except OSError as exc:
-        raise AwsError(
-            ErrorKind.NOT_CONFIGURED, f"{path} (system.{key}) cannot be read: {exc.strerror}"
+            f"system.{key}: {exc}",
+            remediation="run the agent privileged (RequiresPrivilege: true) or use source tes"
+            if unreadable
+            else None,
         ) from None
     return Path(path)

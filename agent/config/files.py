@@ -30,6 +30,8 @@ import yaml
 from agent.errors import AgentError
 
 MAX_CONFIG_BYTES = 32 * 1024 * 1024
+MAX_IDENTITY_FILE_BYTES = 1024 * 1024
+"""A certificate, private key, CA bundle or AWS profile file (the largest real ones: ~250 KB)."""
 MAX_ALIASES = 100
 MAX_ALIAS_EXPANSION = 100_000
 """Nodes that aliases may add to a document when expanded (real configurations add none)."""
@@ -37,9 +39,10 @@ MAX_JSON_DEPTH = 128
 """Nesting levels a JSON answer may have (AWS documents use fewer than ten)."""
 MAX_YAML_NODES = 200_000
 """Nodes a YAML document may hold: ~80 MB composed; a large real effectiveConfig holds ~20,000."""
-MAX_CONFIG_DEPTH = 64
-"""Nesting levels of the agent's own configuration (it uses five): deeper is refused before the
-recursive merge and validation, which a 990-level ``accessControl`` drove to a RecursionError."""
+MAX_CONFIG_DEPTH = 500
+"""Nesting levels of the agent's own configuration: it needs five, and validation names an
+unknown key at any depth up to here; deeper is refused before the recursive merge and
+validation, which a 990-level ``accessControl`` drove into Python's recursion limit (1000)."""
 _NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent, yaml.AliasEvent)
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
 
@@ -69,8 +72,34 @@ class _BoundedLoader(_BaseLoader):  # type: ignore[misc,valid-type]
         return super().construct_object(node, deep=deep)
 
 
-def read_text_bounded(path: Path, limit: int = MAX_CONFIG_BYTES) -> str:
-    """Read at most ``limit`` bytes of a UTF-8 text file, refusing anything larger."""
+def read_bytes_bounded(path: Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
+    """Read at most ``limit`` bytes of a regular file, refusing anything larger or not regular.
+
+    The one way the agent reads a file a configuration or the environment names: opened
+    non-blocking (a FIFO cannot hang it), checked with ``fstat`` before a byte is read (a device
+    or a 3 GiB sparse file costs one call), read as ``limit + 1`` bytes (a file that grows is
+    still refused).
+    """
+    fd = _open_regular(path, limit)
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise InputError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:  # grew since fstat
+        raise InputError(f"{path} is larger than {limit} bytes")
+    return data
+
+
+def vet_file(path: Path, limit: int) -> None:
+    """Check a file that a library will read itself (awscrt's TLS and profile loaders read
+    without bound): a regular file of at most ``limit`` bytes; InputError otherwise."""
+    os.close(_open_regular(path, limit))
+
+
+def _open_regular(path: Path, limit: int) -> int:
     try:
         # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
         fd = os.open(path, _OPEN_FLAGS)
@@ -92,14 +121,15 @@ def read_text_bounded(path: Path, limit: int = MAX_CONFIG_BYTES) -> str:
             raise InputError(f"{path} is not a regular file")
         if st.st_size > limit:
             raise InputError(f"{path} is larger than {limit} bytes")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read(limit + 1)
-    except OSError as exc:
-        raise InputError(f"{path} cannot be read: {exc.strerror or exc}") from None
-    finally:
+    except BaseException:
         os.close(fd)
-    if len(data) > limit:  # grew since fstat
-        raise InputError(f"{path} is larger than {limit} bytes")
+        raise
+    return fd
+
+
+def read_text_bounded(path: Path, limit: int = MAX_CONFIG_BYTES) -> str:
+    """Read at most ``limit`` bytes of a UTF-8 text file, refusing anything larger."""
+    data = read_bytes_bounded(path, limit)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

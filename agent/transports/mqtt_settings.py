@@ -11,7 +11,9 @@ certificate = ``system.certificateFilePath``, key = ``system.privateKeyPath`` (a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from agent.config.files import MAX_IDENTITY_FILE_BYTES, InputError, vet_file
 from agent.config.models import AgentConfig
 from agent.errors import ConfigError
 from agent.greengrass.root import GreengrassRoot
@@ -76,6 +78,18 @@ def resolve(config: AgentConfig, greengrass: GreengrassRoot, thing_name: str) ->
         except Pkcs11Error as exc:
             raise ConfigError(f"system.privateKeyPath: {exc}") from None
     ca = str(config.mqtt.ca_path) if config.mqtt.ca_path else greengrass.path("rootCaPath")
+    # awscrt reads these files itself, without bound: a FIFO would hang the transport, a
+    # device or a sparse file exhaust memory. Checked here, they are a configuration error.
+    for path, setting in (
+        (cert, "system.certificateFilePath"),
+        (None if token else key, "system.privateKeyPath"),
+        (ca, "mqtt.caPath or system.rootCaPath"),
+    ):
+        if path and not path.lower().startswith("pkcs11:"):
+            try:
+                vet_file(Path(path), MAX_IDENTITY_FILE_BYTES)
+            except InputError as exc:
+                raise ConfigError(f"transport 'mqtt': {setting}: {exc}") from None
     return MqttSettings(
         endpoint=endpoint,
         port=port,

@@ -11,6 +11,7 @@ import pytest
 
 from agent.checks.base import Kept
 from agent.report import CheckResult, Status
+from tests.hostile import inputs
 from tests.peers.iot_credentials import IotCredentialsProvider
 from tests.peers.tes import TokenExchangeService
 from tests.s3.conftest import (
@@ -373,3 +374,28 @@ def test_x509_picks_up_a_rotated_certificate_at_the_same_path(
     second = run_s3(root, base_env(world, tmp_path), config, kept)
     assert by_target(second, "s3.credentials")["x509"].status is not Status.OK
     assert len(iot_credentials.requests) == before  # the endpoint refused the new certificate
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo", "sparse"])
+@pytest.mark.parametrize("variable", ["AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"])
+def test_profile_files_that_never_end_are_refused_at_once(
+    world: World,
+    root_builder: RootBuilder,
+    run_s3: Run,
+    tmp_path: Path,
+    special: str,
+    variable: str,
+) -> None:
+    """awscrt reads a profile file without bound: /dev/zero never returned, a FIFO blocked, a
+    3 GiB sparse file took 3 GB (issue 19 item 3). Now each is a clear NOT_CONFIGURED."""
+    path = Path(special)
+    if special == "fifo":
+        path = inputs.fifo(tmp_path / "aws-credentials")
+    elif special == "sparse":
+        path = inputs.sparse_file(tmp_path / "aws-credentials", 3 * inputs.GIB)
+    env = {**base_env(world, tmp_path), "AWS_PROFILE": "device", variable: str(path)}
+    results = run_s3(root_builder.write(), env, s3_config(world))
+    creds = by_target(results, "s3.credentials")["default"]
+    assert creds.status is Status.UNKNOWN
+    assert "not a regular file" in creds.message or "larger than" in creds.message
+    assert variable in (creds.remediation or "")
