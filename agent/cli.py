@@ -6,7 +6,9 @@ that decides exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN or a usage/confi
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,6 +30,44 @@ EXIT_UNDELIVERED = 4
 
 class UsageError(AgentError):
     """The command line itself is wrong."""
+
+
+class OutputError(AgentError):
+    """stdout is closed or refuses the output (a full disk, a reader that left)."""
+
+
+class _Stdout:
+    """What every command writes its output through: a failed write is an OutputError (exit 3,
+    said on stderr), never an internal error, and stdout is then pointed at /dev/null so the
+    interpreter's flush at exit cannot turn the exit status into 120."""
+
+    def write(self, text: str) -> int:
+        try:
+            if sys.stdout is None:  # started with stdout closed (>&-)
+                raise OSError(errno.EBADF, "stdout is closed")
+            written = sys.stdout.write(text)
+            sys.stdout.flush()
+        except (OSError, ValueError) as exc:
+            from agent.log import discard_from_now_on
+
+            if sys.stdout is not None:
+                discard_from_now_on(sys.stdout)
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise OutputError(f"cannot write the output to stdout: {why}") from None
+        return written
+
+    def flush(self) -> None:
+        """Each write is flushed already."""
+
+    def isatty(self) -> bool:
+        return sys.stdout is not None and sys.stdout.isatty()
+
+
+def _stderr_or_devnull() -> None:
+    """Started with stderr closed (2>&-): messages and log lines go nowhere, and the exit status
+    still says what was found (logging set-up used to fail on the missing stream: exit 1)."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
 
 
 class _Parser(argparse.ArgumentParser):
@@ -164,9 +204,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     settings = load_settings(args.greengrass_root, args.config, _flags(args))
     report = check_once(settings, args.only)
     if args.format == "json":
-        sys.stdout.write(to_json(report) + "\n")
+        STDOUT.write(to_json(report) + "\n")
     else:
-        sys.stdout.write(render_text(report, colour=sys.stdout.isatty()))
+        STDOUT.write(render_text(report, colour=STDOUT.isatty()))
     return report.status.exit_code
 
 
@@ -201,20 +241,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_schema(_args: argparse.Namespace) -> int:
     from agent.report import json_schema
 
-    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+    STDOUT.write(json.dumps(json_schema(), indent=2) + "\n")
     return 0
 
 
 def _cmd_fleet_summary(args: argparse.Namespace) -> int:
     from agent.fleet.summary import run_fleet_summary
 
-    return run_fleet_summary(args.path, args.format)
+    return run_fleet_summary(args.path, args.format, STDOUT)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from agent.demo import run_demo
 
-    return run_demo(args.dir)
+    return run_demo(args.dir, STDOUT)
 
 
 def _cmd_authorize(args: argparse.Namespace) -> int:
@@ -227,9 +267,12 @@ def _cmd_authorize(args: argparse.Namespace) -> int:
         )
     device = Device.load(args.greengrass_root)
     if args.request:
-        return answer_one(device, args.request, args.format == "text", sys.stdout)
-    return answer_lines(device, sys.stdin.buffer, sys.stdout)
+        return answer_one(device, args.request, args.format == "text", STDOUT)
+    return answer_lines(device, sys.stdin.buffer, STDOUT)
 
+
+STDOUT: Any = _Stdout()
+"""The commands' output stream (typed loosely: it stands in for a TextIO)."""
 
 COMMANDS = {
     "check": _cmd_check,
@@ -243,6 +286,7 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gg-health-agent`` console script."""
+    _stderr_or_devnull()
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:

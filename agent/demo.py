@@ -16,7 +16,7 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
@@ -234,8 +234,9 @@ def build_demo_root(root: Path, now: datetime | None = None) -> Path:
     return root
 
 
-def run_demo(directory: Path | None) -> int:
-    """Build the root, check it, print the text report; 0 whenever the demo ran."""
+def run_demo(directory: Path | None, out: TextIO | None = None) -> int:
+    """Build the root, check it, print the text report (to ``out``, default stdout); 0
+    whenever the demo ran."""
     from agent.render import render_text
     from agent.runner import check_once, load_settings
 
@@ -245,7 +246,7 @@ def run_demo(directory: Path | None) -> int:
         root.mkdir(parents=True, exist_ok=True)
         build_demo_root(root)
         report = check_once(load_settings(root), DEMO_AREAS)
-        out = sys.stdout
+        out = out or sys.stdout
         out.write(f"Demo Greengrass root: {root}{'' if keep else ' (removed afterwards)'}\n")
         out.write(
             "Planted findings: a group-readable private key, a client certificate that\n"

@@ -94,14 +94,14 @@ class _Sink:
                 stream.write(line)  # one write: the line stays whole
                 stream.flush()  # a pipe to the nucleus sees it now, not at exit
             except BrokenPipeError:
-                _discard_from_now_on(stream)
+                discard_from_now_on(stream)
             except (OSError, ValueError):
                 # A closed or broken stream (the nucleus went away, a full disk under the log)
                 # must not stop the audit: the line is lost, as logging.Handler would lose it.
                 pass
 
 
-def _discard_from_now_on(stream: TextIO) -> None:
+def discard_from_now_on(stream: TextIO) -> None:
     """The reader of ``stream`` is gone for good (EPIPE): point its descriptor at /dev/null.
 
     What the failed line left in Python's buffer then drains there instead of failing again at
