@@ -10,6 +10,13 @@ at-least-once: an entry leaves the spool only when the transport acknowledges it
 
 A full disk, a read-only file system or an unreadable file raise :class:`SpoolError` with a
 reason and a remediation — the caller reports it as a CRITICAL ``agent.publish``, never a crash.
+
+Removing a delivered entry must not need space the disk no longer has: in WAL mode a DELETE
+appends pages to the log. So the spool keeps a small reserve file beside the database, given up
+when an acknowledgement meets a full disk; if the removal still fails, the delivered ids are
+remembered in memory and never handed out again by this process (after a restart on a disk that
+stayed full they may be sent once more: delivery is at-least-once). The log is truncated once
+the spool is empty (``wal_checkpoint(TRUNCATE)``), so it cannot keep the disk full either.
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ log = get_logger(__name__)
 DEFAULT_DIRECTORY = Path("gghealth-spool")
 """Relative to the working directory: ``/greengrass/v2/work/<component>`` for a component."""
 FILE_NAME = "spool.sqlite3"
+RESERVE_BYTES = 64 * 1024
+"""Room kept beside the database for removing delivered entries on a full disk (a batch of 16
+deletions appends about 30 pages of 4 KiB to the write-ahead log)."""
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS entries ("
@@ -82,6 +92,9 @@ class Spool:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._settled: set[int] = set()
+        """Delivered or discarded ids the disk had no room to remove: never handed out again."""
+        self.reserve = path.with_name(path.name + ".reserve")
 
     # -- public API ------------------------------------------------------------------------
     def put(self, payload: bytes) -> None:
@@ -125,9 +138,9 @@ class Spool:
             return []
         with self._transaction() as db:
             rows = db.execute(
-                "SELECT id, payload FROM entries ORDER BY id LIMIT ?", (n,)
+                "SELECT id, payload FROM entries ORDER BY id LIMIT ?", (n + len(self._settled),)
             ).fetchall()
-        return [Spooled(int(i), bytes(p)) for i, p in rows]
+        return [Spooled(int(i), bytes(p)) for i, p in rows if i not in self._settled][:n]
 
     def ack(self, ids: Iterable[int]) -> None:
         """Forget delivered payloads."""
@@ -144,7 +157,7 @@ class Spool:
             return 0
         with self._transaction() as db:
             (count,) = db.execute("SELECT COUNT(*) FROM entries").fetchone()
-        return int(count)
+        return max(0, int(count) - len(self._settled))
 
     @property
     def dropped(self) -> int:
@@ -189,6 +202,53 @@ class Spool:
         wanted = [(i,) for i in ids]
         if not wanted:
             return
+        try:
+            self._delete(wanted, count_as_dropped)
+        except SpoolError as exc:
+            # A full disk: give up the reserve and try once more. Whatever still fails, this
+            # process never hands these entries out again (a delivered report sent every
+            # cycle is worse than one the spool forgot to count), and says so loudly.
+            try:
+                if exc.reason != "disk_full":
+                    raise
+                self.reserve.unlink(missing_ok=True)
+                self._delete(wanted, count_as_dropped)
+                log.warning("spool_reserve_used", path=str(self.path))
+            except SpoolError:
+                self._settled.update(i for (i,) in wanted)
+                log.error(
+                    "spool_cannot_remove_delivered",
+                    path=str(self.path),
+                    reason=exc.reason,
+                    remembered=len(self._settled),
+                )
+                raise
+        self._settled.difference_update(i for (i,) in wanted)
+        self._truncate_log_when_empty()
+
+    def _truncate_log_when_empty(self) -> None:
+        """Once nothing waits, copy the log into the database and truncate it; on a full disk
+        the reserve makes room for the copy."""
+        import sqlite3
+
+        with self._lock:
+            db = self._db
+            if db is None:
+                return
+            for attempt in range(2):
+                try:
+                    if db.execute("SELECT 1 FROM entries LIMIT 1").fetchone() is not None:
+                        break
+                    busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    if not busy:
+                        break
+                except sqlite3.Error as exc:
+                    if attempt or translate(exc, self.path).reason != "disk_full":
+                        break  # retried after the next removal
+                self.reserve.unlink(missing_ok=True)
+        _keep_reserve(self.reserve)
+
+    def _delete(self, wanted: list[tuple[int]], count_as_dropped: bool) -> None:
         with self._transaction() as db:
             freed = 0
             removed = 0
@@ -240,6 +300,7 @@ class Spool:
         if self._db is not None:
             return self._db
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        _keep_reserve(self.reserve)
         db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
         try:
             _configure(db)
@@ -288,6 +349,24 @@ def drain(
             return "empty"
         if not send(entries):
             return "stopped"
+
+
+def _keep_reserve(reserve: Path) -> None:
+    """Create the reserve file when it is missing and there is room for it (else next time)."""
+    if os.path.exists(reserve):
+        return
+    try:
+        fd = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return
+    try:
+        os.write(fd, bytes(RESERVE_BYTES))  # real blocks: a sparse file would reserve nothing
+        os.fsync(fd)
+    except OSError:
+        os.close(fd)
+        reserve.unlink(missing_ok=True)
+        return
+    os.close(fd)
 
 
 def _configure(db: sqlite3.Connection) -> None:
