@@ -199,7 +199,15 @@ def run_audit(ctx: CheckContext, deployed: DeployedArtifacts | None, now: dateti
         out[IDENTITY].append(unknown_from(IDENTITY, cfg.expected_role or "service role", exc))
     else:
         out[IDENTITY].append(identity_result(identity, cfg.expected_role))
-    rejected = _probe_all(ctx, session, artifacts, out)
+    try:
+        s3 = S3(session)
+    except AwsError as exc:
+        # An S3 endpoint override that cannot be used (AWS_ENDPOINT_URL_S3=file://...): a
+        # configuration verdict, not an internal error.
+        out[CREDENTIALS].append(credentials_failed(cfg.credentials.source.value, exc, creds))
+        _block_all(ctx, out, artifacts, f"the S3 endpoint cannot be used: {exc}", identity=False)
+        return _finish(audit, ctx, secrets, now)
+    rejected = _probe_all(ctx, s3, artifacts, out)
     if rejected is not None:
         out[CREDENTIALS].append(credentials_failed(cfg.credentials.source.value, rejected, creds))
     else:
@@ -211,13 +219,12 @@ def run_audit(ctx: CheckContext, deployed: DeployedArtifacts | None, now: dateti
 
 def _probe_all(
     ctx: CheckContext,
-    session: AwsSession,
+    s3: S3,
     artifacts: list[Artifact],
     out: dict[str, list[CheckResult]],
 ) -> AwsError | None:
     """Run bucket and artifact probes concurrently; the credentials error S3 gave, if any."""
     cfg = ctx.config.s3
-    s3 = S3(session)
     valid: list[tuple[Artifact, str, str]] = []
     for artifact in artifacts:
         bucket, key = artifact.s3_location()
@@ -252,12 +259,14 @@ def _probe_all(
         rejected: AwsError | None = None
         for bucket_cfg, job in zip(cfg.buckets, bucket_jobs, strict=True):
             verdict, bad = probe_result(
-                BUCKET, job.result(), session.region, access=bucket_cfg.access
+                BUCKET, job.result(), s3.session.region, access=bucket_cfg.access
             )
             out[BUCKET].append(verdict)
             rejected = rejected or bad
         for artifact, job in artifact_jobs:
-            verdict, bad = probe_result(ARTIFACT, job.result(), session.region, artifact=artifact)
+            verdict, bad = probe_result(
+                ARTIFACT, job.result(), s3.session.region, artifact=artifact
+            )
             out[ARTIFACT].append(verdict)
             rejected = rejected or bad
     return rejected
@@ -323,11 +332,17 @@ def probe_artifact(
 
 
 def _block_all(
-    ctx: CheckContext, out: dict[str, list[CheckResult]], artifacts: list[Artifact], why: str
+    ctx: CheckContext,
+    out: dict[str, list[CheckResult]],
+    artifacts: list[Artifact],
+    why: str,
+    *,
+    identity: bool = True,
 ) -> None:
     """One UNKNOWN per dependent check instead of one per target."""
     cfg = ctx.config.s3
-    out[IDENTITY].append(blocked(IDENTITY, cfg.expected_role or "service role", why, []))
+    if identity:
+        out[IDENTITY].append(blocked(IDENTITY, cfg.expected_role or "service role", why, []))
     if cfg.buckets:
         out[BUCKET].append(blocked(BUCKET, "s3.buckets", why, [b.name for b in cfg.buckets]))
     if artifacts:

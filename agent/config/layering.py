@@ -84,7 +84,9 @@ def describe_validation_error(exc: ValidationError, source: str) -> str:
         if err["type"] == "extra_forbidden":
             problems.append(f"unknown key '{path}'")
         else:
-            problems.append(f"'{path}': {err['msg']}")
+            # Not "'key': message": the scrubbing of secrets reads "userPin': X" as a PIN and
+            # would redact the message; pydantic's messages never echo a secret's value.
+            problems.append(f"'{path}' - {err['msg']}")
     return f"invalid {source}: " + "; ".join(problems)
 
 

@@ -30,7 +30,15 @@ from agent.x509.roca import is_roca_modulus
 CERT_MARKER = b"-----BEGIN CERTIFICATE-----"
 _LEGACY_CERT_MARKER = b"-----BEGIN X509 CERTIFICATE-----"
 _PEM_MARKER = b"-----BEGIN "
-_RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def rfc3339(timestamp: float) -> str:
+    """``timestamp`` (UTC) as RFC 3339, a four-digit year always: glibc's ``%Y`` writes year 2
+    as "2" (https://www.rfc-editor.org/rfc/rfc3339#section-5.6 requires 4 digits)."""
+    t = time.gmtime(timestamp)
+    return f"{t.tm_year:04d}-" + time.strftime("%m-%dT%H:%M:%SZ", t)
+
+
 # cryptography decodes fields lazily, on first access, and reports malformed DER not only as
 # ValueError: a name attribute of the wrong ASN.1 type is a TypeError, a bad version number,
 # a repeated extension or an unknown general-name type have exceptions of their own.
@@ -173,8 +181,8 @@ def cert_facts(cert: x509.Certificate, tbs: bytes | None = None) -> CertFacts:
         self_issued=raw.issuer == raw.subject,
         not_before=not_before,
         not_after=not_after,
-        not_before_text=time.strftime(_RFC3339, time.gmtime(not_before)),
-        not_after_text=time.strftime(_RFC3339, time.gmtime(not_after)),
+        not_before_text=rfc3339(not_before),
+        not_after_text=rfc3339(not_after),
         is_ca=is_ca,
         eku=eku,
         signature_hash=signature_hash,

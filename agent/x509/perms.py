@@ -41,6 +41,9 @@ def file_verdict(path: str, private_key: bool) -> Verdict | None:
             "run the agent with RequiresPrivilege: true to audit root-only paths",
         )
     mode = st.st_mode
+    if not stat.S_ISREG(mode):
+        return None  # a device or FIFO: certificate.readable says it is not a file; its mode
+        # (/dev/null is 0666) says nothing about who can change a certificate
     details: dict[str, Any] = {"mode": _mode(st), "uid": st.st_uid, "gid": st.st_gid}
     what = "private key" if private_key else "certificate"
     if private_key:

@@ -20,7 +20,7 @@ from agent.x509 import files as reasons
 from agent.x509.inventory import FileEntry, Role
 from agent.x509.parse import CertFacts, KeyFacts, PemCertificates, PrivateKeyFacts
 from agent.x509.quality import describe_public_key, key_problems
-from agent.x509.walk import TOO_MANY_FILES
+from agent.x509.walk import TOO_DEEP, TOO_MANY_FILES
 
 _DAY = 86400.0
 PRIVILEGE_HINT = (
@@ -49,8 +49,9 @@ _FIX = {
     reasons.PERMISSION_DENIED: "fix the ownership, ACL or security policy that blocks the agent",
     reasons.IO_ERROR: "check the storage holding the file",
     TOO_MANY_FILES: "list narrower directories in {setting}",
+    TOO_DEEP: "list the deeper directory itself in {setting}",
 }
-_UNKNOWN_REASONS = frozenset({reasons.IO_ERROR, TOO_MANY_FILES})
+_UNKNOWN_REASONS = frozenset({reasons.IO_ERROR, TOO_MANY_FILES, TOO_DEEP})
 
 
 class ResultMemo:

@@ -19,6 +19,7 @@ MAX_DEPTH = 32
 MAX_FILES = 200_000
 """Listing stops here; a later result says the tree was cut short."""
 TOO_MANY_FILES = "too_many_files"
+TOO_DEEP = "too_deep"
 
 
 def walk_files(
@@ -51,6 +52,16 @@ def walk_files(
                 if entry.is_dir(follow_symlinks=False):
                     if depth < MAX_DEPTH:
                         subdirs.append(entry.path)
+                    else:
+                        # Said once per directory left out, so the cut is never silent.
+                        yield (
+                            entry.path,
+                            Problem(
+                                TOO_DEEP,
+                                f"lies more than {MAX_DEPTH} levels below {top}; "
+                                "the files under it were not checked",
+                            ),
+                        )
                     continue
                 if entry.is_symlink():
                     regular = stat.S_ISREG(entry.stat().st_mode)  # follows the link

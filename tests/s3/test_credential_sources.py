@@ -399,3 +399,21 @@ def test_profile_files_that_never_end_are_refused_at_once(
     assert creds.status is Status.UNKNOWN
     assert "not a regular file" in creds.message or "larger than" in creds.message
     assert variable in (creds.remediation or "")
+
+
+def test_a_file_url_as_the_s3_endpoint_is_a_configuration_verdict(
+    world: World, root_builder: RootBuilder, run_s3: Run, tmp_path: Path
+) -> None:
+    """AWS_ENDPOINT_URL_S3=file://... was an internal_error of every s3 check (issue 19)."""
+    env = {
+        **base_env(world, tmp_path),
+        **world.role_env,
+        "AWS_ENDPOINT_URL_S3": "file:///etc/passwd",
+    }
+    results = run_s3(root_builder.write(), env, s3_config(world))
+    assert all(r.details.get("reason") != "internal_error" for r in results), results
+    creds = by_target(results, "s3.credentials")["default"]
+    assert creds.status is Status.UNKNOWN and creds.details["reason"] == "not_configured"
+    assert "AWS_ENDPOINT_URL_S3 'file:///etc/passwd'" in creds.message
+    [buckets] = [r for r in results if r.id == "s3.bucket"]
+    assert buckets.status is Status.UNKNOWN and "S3 endpoint cannot be used" in buckets.message
