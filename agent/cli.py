@@ -211,7 +211,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import os
+    import signal
+
+    def stop_before_start(_signum: int, _frame: object) -> None:
+        # The nucleus stops a component with SIGTERM at any moment, also while a large
+        # configuration is still loading: nothing has started, so stopping is clean (0, not 143).
+        # run_service installs its own handlers once cycles run.
+        raise SystemExit(EXIT_OK)
+
+    signal.signal(signal.SIGTERM, stop_before_start)
+    signal.signal(signal.SIGINT, stop_before_start)
 
     from agent.config.models import Transport
     from agent.log import send_to_stdout, stdout_levels

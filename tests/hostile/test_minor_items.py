@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -64,3 +68,23 @@ def test_a_walk_cut_short_by_depth_says_so(healthy: Device, tmp_path: Path) -> N
     [cut] = [c for c in checks if c["details"].get("reason") == "too_deep"]  # type: ignore[union-attr]
     assert cut["status"] == "UNKNOWN"
     assert f"more than {MAX_DEPTH} levels" in str(cut["message"])
+
+
+def test_sigterm_while_a_large_configuration_loads_exits_0(healthy: Device, tmp_path: Path) -> None:
+    """The nucleus may stop the component while it still loads a large configuration: that is
+    a clean stop (exit 0), not death by signal (143)."""
+    config = tmp_path / "large.yaml"
+    paths = "".join(f"    - /nonexistent/{'x' * 180}/{n}.pem\n" for n in range(150_000))
+    config.write_text(f"certificates:\n  extraPaths:\n{paths}")
+    args = [sys.executable, "-m", "agent", "--log-level", "DEBUG", "run", "--transport", "stdout",
+            "--greengrass-root", str(healthy.root), "--config", str(config)]  # fmt: skip
+    agent = subprocess.Popen(
+        args, env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert agent.stderr is not None
+        time.sleep(0.5)  # well inside the load (~2 s): imports, then reading 28 MB of YAML
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=60) == 0, agent.stderr.read()[-2000:]
+    finally:
+        agent.kill()
