@@ -165,34 +165,36 @@ def _rejected_services(
     for service, listed in by_service.items():
         if service == TOKEN_EXCHANGE:
             continue
-        blank = next((p for p in listed if java_is_blank(p.policy_id)), None)
-        if blank is not None:
+        found = _blank_id(listed)
+        if found is None and version is not None and version < UNIQUE_IDS_OPTIONAL:
+            found = _reused_id(listed, version)
+        if found is not None:
+            policy, why = found
             rejected[service] = ParseProblem(
-                blank.component,
+                policy.component,
                 service,
-                blank.policy_id,
-                f"a policy id of {blank.component} is blank, and the nucleus then rejects "
-                f"every component's policies for {service}",
+                policy.policy_id,
+                f"{why}, and the nucleus then rejects every component's policies for {service}",
                 "service",
             )
-            continue
-        if version is not None and version < UNIQUE_IDS_OPTIONAL:
-            seen: dict[str, IpcPolicy] = {}
-            for policy in listed:
-                first = seen.setdefault(policy.policy_id, policy)
-                if first is not policy:
-                    rejected[service] = ParseProblem(
-                        policy.component,
-                        service,
-                        policy.policy_id,
-                        f"the policy id {policy.policy_id} is used by both {first.component} "
-                        f"and {policy.component}, and nucleus "
-                        f"{'.'.join(map(str, version))} (before 2.12.0) then rejects every "
-                        f"component's policies for {service}",
-                        "service",
-                    )
-                    break
     return rejected
+
+
+def _blank_id(policies: list[IpcPolicy]) -> tuple[IpcPolicy, str] | None:
+    blank = next((p for p in policies if java_is_blank(p.policy_id)), None)
+    return None if blank is None else (blank, f"a policy id of {blank.component} is blank")
+
+
+def _reused_id(policies: list[IpcPolicy], version: tuple[int, ...]) -> tuple[IpcPolicy, str] | None:
+    seen: dict[str, IpcPolicy] = {}
+    for policy in policies:
+        first = seen.setdefault(policy.policy_id, policy)
+        if first is not policy:
+            return policy, (
+                f"the policy id {policy.policy_id} is used by both {first.component} and "
+                f"{policy.component} on nucleus {'.'.join(map(str, version))} (before 2.12.0)"
+            )
+    return None
 
 
 def _parse_component(

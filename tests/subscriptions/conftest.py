@@ -131,3 +131,13 @@ def minimal_policy_text() -> str:
 def moto_iot(moto_server_open: MotoServer) -> MotoServer:
     """moto without IAM enforcement, for AWS IoT policy fetching (see tests.peers.moto)."""
     return moto_server_open
+
+
+# A thing-attribute Deny, as the AWS IoT thing policy examples write one (issue 16).
+QUARANTINE = {
+    "Sid": "Quarantine",
+    "Effect": "Deny",
+    "Action": "iot:*",
+    "Resource": "*",
+    "Condition": {"StringEquals": {"iot:Connection.Thing.Attributes[stage]": "quarantine"}},
+}

@@ -16,7 +16,7 @@ import pytest
 from agent.report import CheckResult, Status
 from agent.subscriptions.iot_audit import DeviceFacts, ThingFacts, audit_policies
 from agent.subscriptions.iot_policy import IotPolicy, ThingRecord, parse_policy
-from tests.subscriptions.conftest import POLICIES, ROLE_ALIAS, THING, substitute
+from tests.subscriptions.conftest import POLICIES, QUARANTINE, ROLE_ALIAS, THING, substitute
 
 DOC_ARN = "arn:aws:iot:us-east-1:123456789012"
 
@@ -166,15 +166,6 @@ def test_a_refused_describe_thing_names_the_missing_permission() -> None:
     assert (result.remediation or "").startswith(
         f"allow iot:DescribeThing on arn:aws:iot:*:*:thing/{THING}"
     )
-
-
-QUARANTINE = {
-    "Sid": "Quarantine",
-    "Effect": "Deny",
-    "Action": "iot:*",
-    "Resource": "*",
-    "Condition": {"StringEquals": {"iot:Connection.Thing.Attributes[stage]": "quarantine"}},
-}
 
 
 @pytest.mark.parametrize(

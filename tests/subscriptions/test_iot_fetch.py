@@ -29,6 +29,7 @@ from tests.pki import NOW, cert_pem, make_ca, make_device_cert
 from tests.subscriptions.conftest import (
     AGENT,
     POLICIES,
+    QUARANTINE,
     THING,
     agent_grant,
     make_context,
@@ -37,6 +38,17 @@ from tests.subscriptions.conftest import (
 )
 
 pytestmark = pytest.mark.peer
+
+
+def canned_env(url: str) -> dict[str, str]:
+    """Keys of no account and every IoT/STS call to the canned peer at ``url``."""
+    return {
+        "AWS_ACCESS_KEY_ID": "AKIAGGHEALTHTEST0001",
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY",
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL_IOT": url,
+        "AWS_ENDPOINT_URL_STS": url,
+    }
 
 
 def _core_policy(
@@ -197,14 +209,8 @@ def test_credentials_that_may_not_read_policies(root: Path, canned: Canned) -> N
     write_root(root, {}, awsRegion=REGION)
     (root / "thingCert.crt").write_bytes(cert_pem(make_device_cert(make_ca()).cert))
     ctx = make_context(root, subscriptions={"fetchIotPolicy": True})
-    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
-    ctx.env = {
-        "AWS_ACCESS_KEY_ID": "AKIAGGHEALTHTEST0001",
-        "AWS_SECRET_ACCESS_KEY": secret,
-        "AWS_REGION": REGION,
-        "AWS_ENDPOINT_URL_IOT": canned.url,
-        "AWS_ENDPOINT_URL_STS": canned.url,
-    }
+    ctx.env = canned_env(canned.url)
+    secret = ctx.env["AWS_SECRET_ACCESS_KEY"]
     [result] = iot_policy(ctx)
     assert result.status is Status.UNKNOWN
     assert result.details["reason"] == "access_denied"
@@ -220,14 +226,6 @@ def test_credentials_that_may_not_read_policies(root: Path, canned: Canned) -> N
 
 
 # --- iot:Connection.Thing.* conditions, decided from moto's registry (issue 16) ----------------
-
-QUARANTINE = {
-    "Sid": "Quarantine",
-    "Effect": "Deny",
-    "Action": "iot:*",
-    "Resource": "*",
-    "Condition": {"StringEquals": {"iot:Connection.Thing.Attributes[stage]": "quarantine"}},
-}
 
 
 def _health_if(thing: str, condition: dict[str, Any]) -> dict[str, Any]:
@@ -424,14 +422,8 @@ def test_registry_answers_that_cannot_be_used(
     )
     (root / "thingCert.crt").write_bytes(cert_pem(cert))
     ctx = make_context(root, subscriptions={"fetchIotPolicy": True})
-    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
-    ctx.env = {
-        "AWS_ACCESS_KEY_ID": "AKIAGGHEALTHTEST0001",
-        "AWS_SECRET_ACCESS_KEY": secret,
-        "AWS_REGION": REGION,
-        "AWS_ENDPOINT_URL_IOT": canned.url,
-        "AWS_ENDPOINT_URL_STS": canned.url,
-    }
+    ctx.env = canned_env(canned.url)
+    secret = ctx.env["AWS_SECRET_ACCESS_KEY"]
     [result] = iot_policy(ctx)
     # The Deny on a thing attribute stays undecided: WARNING, never an allow, never a traceback.
     assert result.status is Status.WARNING, result.message
