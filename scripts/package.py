@@ -10,6 +10,16 @@ Each manifest names its own zip (with its ``Digest``) and carries the SHA-256 of
 it, so the privileged Install on the device installs exactly these files (``--require-hashes``)
 and never compiles.
 
+Nucleus lite (issue 18) gets a manifest of its own per architecture after the nucleus ones
+(``Platform.runtime: aws_nucleus_lite``; the Java nucleus never selects a manifest whose
+platform names a key its own platform lacks, PlatformHelper.testField in
+aws-greengrass-component-common, and its platform has no ``runtime``; lite skips every manifest
+without one, aws-greengrass-lite modules/ggl-recipe/src/recipe.c manifest_selection). Same zip,
+same privileges, written in lite's recipe subset: lowercase ``install``/``run``, ``Uri``, and no
+``{`` in a script but a variable lite knows (recipe-runner opens a variable at every ``{``).
+Its Install pins the zip's SHA-256 and takes the wheel hashes from ``requirements.txt`` inside
+the zip (``make package`` puts it there), so that the lite manifests stay small.
+
 ``gdk component build`` runs this through gdk-config.json (``make gdk-build``, with
 ``--gdk-config``): the component name, version and author come from that file, and the recipe is
 written as ``greengrass-build/recipes/recipe.yaml``, the name GDK gives the built recipe and the
@@ -60,6 +70,8 @@ in the project root, here a link to recipes/recipe.yaml). ``gdk component publis
 ``greengrass-build/recipes/recipe.yaml`` and writes what it publishes beside it as
 ``<name>-<version>.yaml``."""
 TEMPLATE_ARCH = "{ARCH}"
+LITE_RUNTIME = "aws_nucleus_lite"
+LITE_INSTALL = REPO / "recipes" / "lite-install.sh"
 """The manifest of recipes/recipe.yaml whose architecture is this is repeated per architecture."""
 
 
@@ -153,9 +165,52 @@ def build_recipe(
                 "REQUIREMENTS": requirements,
             }
             manifests.append(fill(copy.deepcopy(manifest), values))
+    lite = LITE_INSTALL.read_text().rstrip("\n")
+    for manifest in list(manifests):
+        arch = manifest["Platform"]["architecture"]
+        zip_path = artifacts[arch][0] if arch in artifacts else None
+        manifests.append(lite_manifest(manifest, lite, zip_path, common))
     recipe = fill({k: v for k, v in template.items() if k != "Manifests"}, common)
     recipe["Manifests"] = manifests
     return recipe  # type: ignore[no-any-return]
+
+
+def lite_manifest(
+    nucleus: dict[str, Any], install: str, zip_path: Path | None, common: dict[str, str]
+) -> dict[str, Any]:
+    """The nucleus lite twin of a filled nucleus manifest: same platform plus ``runtime``, same
+    artifact and privileges, in lite's recipe subset (aws-greengrass-lite
+    docs/RECIPE_SUPPORT_CHANGES.md; modules/recipe2unit/src/unit_file_generator.c looks up
+    ``install``/``run``/``startup`` case-sensitively; ggdeploymentd's deployment_handler.c
+    requires an artifact's ``Uri``)."""
+    lifecycle = nucleus["Lifecycle"]
+    out: dict[str, Any] = {
+        "Name": f"lite-{nucleus['Name']}",
+        "Platform": {**nucleus["Platform"], "runtime": LITE_RUNTIME},
+    }
+    if zip_path is None:  # a refusing manifest (32-bit ARM): its Install says why
+        out["Lifecycle"] = {"install": dict(lifecycle["Install"])}
+        return out
+    arch = nucleus["Platform"]["architecture"]
+    values = {
+        **common,
+        "ARCH": arch,
+        "ARTIFACT": zip_path.name,
+        "ARTIFACT_SHA256": sha256(zip_path),
+    }
+    out["Lifecycle"] = {
+        "install": {
+            "RequiresPrivilege": lifecycle["Install"]["RequiresPrivilege"],
+            "Timeout": lifecycle["Install"]["Timeout"],
+            "Script": fill(install, values),
+        },
+        "run": dict(lifecycle["Run"]),
+    }
+    out["Artifacts"] = [
+        {("Uri" if k == "URI" else k): v for k, v in a.items() if k != "Unarchive"}
+        for a in nucleus["Artifacts"]
+    ]
+    return out
 
 
 def build_wheel(dest: Path) -> Path:
@@ -183,6 +238,8 @@ def build_artifact(
         )
         requirements = own + "\n" + requirements_text(bundled)
         shutil.copy2(agent_wheel, stage / agent_wheel.name)
+        # The lite manifests' Install reads the hashes from here (the zip's own is pinned).
+        (stage / "requirements.txt").write_text(requirements + "\n")
         zip_path = out_dir / artifact_name(arch)
         with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
             for f in sorted(stage.rglob("*")):
