@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.greengrass.lite_store import STORE_NAME
 from agent.greengrass.root import GreengrassRootError, load_root
 from tests.lite.device import build_lite_device, write_store
 
@@ -176,3 +177,34 @@ def test_run_once_on_a_lite_device(lite: tuple[Path, Path]) -> None:
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["thing_name"] == "demo-pi-42"
     assert report["status"] in ("WARNING", "CRITICAL")
+
+
+def test_publish_authorized_follows_lite_s_matcher(lite: tuple[Path, Path]) -> None:
+    """On lite a grant through {iot:thingName} is literal text: refused, saying why; '+' is
+    granted by ggipcd's MQTT filter matcher (tests/lite/device.py keeps the demo's '+' grant)."""
+    config_dir, root = lite
+    done = _cli(
+        "check", "--greengrass-root", str(root), "--only", "subscription", "--format", "json"
+    )
+    (own,) = [
+        c for c in json.loads(done.stdout)["checks"] if c["id"].endswith("publish_authorized")
+    ]
+    assert own["status"] == "OK" and "nucleus lite's ggipcd matcher" in own["message"]
+
+    gg = load_root(root, lite_config_dir=config_dir)
+    services = json.loads(json.dumps(gg.raw["services"]))
+    policy = services["gghealth.HealthAgent"]["configuration"]["accessControl"][
+        "aws.greengrass.ipc.mqttproxy"
+    ]["gghealth.HealthAgent:mqttproxy:1"]
+    policy["resources"] = ["dt/gghealth/{iot:thingName}/health"]
+    (root / STORE_NAME).unlink()
+    write_store(root / STORE_NAME, {"system": dict(gg.system), "services": services})
+    done = _cli(
+        "check", "--greengrass-root", str(root), "--only", "subscription", "--format", "json"
+    )
+    (own,) = [
+        c for c in json.loads(done.stdout)["checks"] if c["id"].endswith("publish_authorized")
+    ]
+    assert own["status"] == "CRITICAL"
+    assert own["details"]["reason"] == "thing_name_not_interpolated"
+    assert "nucleus lite matches literally" in own["message"]
