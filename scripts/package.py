@@ -10,15 +10,19 @@ Each manifest names its own zip (with its ``Digest``) and carries the SHA-256 of
 it, so the privileged Install on the device installs exactly these files (``--require-hashes``)
 and never compiles.
 
-Nucleus lite (issue 18) gets a manifest of its own per architecture after the nucleus ones
+``--runtime lite`` builds the recipe for nucleus lite devices instead (issue 18): one lite
+manifest per nucleus manifest, and only those. Not both in one recipe: the nucleus manifests
+carry every wheel's hash (12.8 KB), and with the lite ones the recipe passes the 16 kB AWS
+accepts, while lite itself reads a deployed recipe into 8,196 bytes (aws-greengrass-lite
+modules/ggl-recipe/src/recipe.c ``file_mem``). The lite manifests:
 (``Platform.runtime: aws_nucleus_lite``; the Java nucleus never selects a manifest whose
 platform names a key its own platform lacks, PlatformHelper.testField in
 aws-greengrass-component-common, and its platform has no ``runtime``; lite skips every manifest
-without one, aws-greengrass-lite modules/ggl-recipe/src/recipe.c manifest_selection). Same zip,
+without one, aws-greengrass-lite modules/ggl-recipe/src/recipe.c manifest_selection); same zip,
 same privileges, written in lite's recipe subset: lowercase ``install``/``run``, ``Uri``, and no
 ``{`` in a script but a variable lite knows (recipe-runner opens a variable at every ``{``).
 Its Install pins the zip's SHA-256 and takes the wheel hashes from ``requirements.txt`` inside
-the zip (``make package`` puts it there), so that the lite manifests stay small.
+the zip (only the lite build puts it there), so that the lite recipe stays small.
 
 ``gdk component build`` runs this through gdk-config.json (``make gdk-build``, with
 ``--gdk-config``): the component name, version and author come from that file, and the recipe is
@@ -137,9 +141,11 @@ def build_recipe(
     install_root: str,
     pythons: list[str],
     artifacts: dict[str, tuple[Path, str]],
+    runtime: str = "nucleus",
 ) -> dict[str, Any]:
     """The recipe template filled in: one manifest per architecture in ``artifacts``
-    (arch -> (zip, requirements text)), then the template's fixed manifests."""
+    (arch -> (zip, requirements text)), then the template's fixed manifests; for
+    ``runtime="lite"``, the nucleus lite twins of those instead."""
     template = yaml.safe_load((REPO / "recipes" / "recipe.yaml").read_text())
     common = {
         "COMPONENT_NAME": name,
@@ -165,11 +171,19 @@ def build_recipe(
                 "REQUIREMENTS": requirements,
             }
             manifests.append(fill(copy.deepcopy(manifest), values))
-    lite = LITE_INSTALL.read_text().rstrip("\n")
-    for manifest in list(manifests):
-        arch = manifest["Platform"]["architecture"]
-        zip_path = artifacts[arch][0] if arch in artifacts else None
-        manifests.append(lite_manifest(manifest, lite, zip_path, common))
+    if runtime == "lite":
+        lite = LITE_INSTALL.read_text().rstrip("\n")
+        manifests = [
+            lite_manifest(
+                m,
+                lite,
+                artifacts[m["Platform"]["architecture"]][0]
+                if m["Platform"]["architecture"] in artifacts
+                else None,
+                common,
+            )
+            for m in manifests
+        ]
     recipe = fill({k: v for k, v in template.items() if k != "Manifests"}, common)
     recipe["Manifests"] = manifests
     return recipe  # type: ignore[no-any-return]
@@ -221,7 +235,7 @@ def build_wheel(dest: Path) -> Path:
 
 
 def build_artifact(
-    out_dir: Path, arch: str, pythons: list[str], agent_wheel: Path
+    out_dir: Path, arch: str, pythons: list[str], agent_wheel: Path, runtime: str = "nucleus"
 ) -> tuple[Path, str]:
     """The zip of one architecture and the requirements text its manifest carries."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -238,8 +252,10 @@ def build_artifact(
         )
         requirements = own + "\n" + requirements_text(bundled)
         shutil.copy2(agent_wheel, stage / agent_wheel.name)
-        # The lite manifests' Install reads the hashes from here (the zip's own is pinned).
-        (stage / "requirements.txt").write_text(requirements + "\n")
+        if runtime == "lite":
+            # The lite manifests' Install reads the hashes from here (the zip's own is pinned);
+            # the nucleus manifests carry them, and their Install trusts nothing in the zip.
+            (stage / "requirements.txt").write_text(requirements + "\n")
         zip_path = out_dir / artifact_name(arch)
         with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
             for f in sorted(stage.rglob("*")):
@@ -261,6 +277,7 @@ def build(
     pythons: list[str],
     install_root: str = INSTALL_ROOT,
     recipe_name: str | None = None,
+    runtime: str = "nucleus",
 ) -> Path:
     """Write greengrass-build/ and return the recipe's path (``recipe_name``, by default
     ``<name>-<version>.yaml``)."""
@@ -271,7 +288,9 @@ def build(
     artifact_dir.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
         agent_wheel = build_wheel(Path(tmp))
-        artifacts = {a: build_artifact(artifact_dir, a, pythons, agent_wheel) for a in arches}
+        artifacts = {
+            a: build_artifact(artifact_dir, a, pythons, agent_wheel, runtime) for a in arches
+        }
     recipe = build_recipe(
         name=name,
         version=version,
@@ -280,6 +299,7 @@ def build(
         install_root=install_root,
         pythons=pythons,
         artifacts=artifacts,
+        runtime=runtime,
     )
     recipe_path = recipes_dir / (recipe_name or f"{name}-{version}.yaml")
     recipe_path.write_text(yaml.dump(recipe, Dumper=_NoAliasDumper, sort_keys=False, width=100))
@@ -319,6 +339,12 @@ def main() -> int:
         default=INSTALL_ROOT,
         help="where Install builds the environment on the device (tests only)",
     )
+    p.add_argument(
+        "--runtime",
+        choices=("nucleus", "lite"),
+        default="nucleus",
+        help="the Greengrass runtime of the devices: the Java nucleus (default) or nucleus lite",
+    )
     args = p.parse_args()
     recipe_name = None
     if args.gdk_config:
@@ -336,6 +362,7 @@ def main() -> int:
         pythons=sorted(set(args.python or PYTHONS), key=PYTHONS.index),
         install_root=args.install_root,
         recipe_name=recipe_name,
+        runtime=args.runtime,
     )
     print(f"recipe:    {recipe}")
     for zip_path in sorted((args.out / "artifacts").rglob("*.zip")):

@@ -178,16 +178,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     )
 
 
-def _nucleus_manifests(recipe: dict[str, Any]) -> list[dict[str, Any]]:
-    """The Java nucleus's manifests: those without ``Platform.runtime`` (the lite ones have it,
-    tests/test_lite_recipe.py)."""
-    return [m for m in recipe["Manifests"] if "runtime" not in m["Platform"]]
-
-
 def _artifacts(recipe: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Architecture -> the one artifact of its manifest (manifests without artifacts left out)."""
     found = {}
-    for manifest in _nucleus_manifests(recipe):
+    for manifest in recipe["Manifests"]:
         if "Artifacts" in manifest:
             (artifact,) = manifest["Artifacts"]
             found[manifest["Platform"]["architecture"]] = artifact
@@ -229,10 +223,8 @@ def test_gdk_build_writes_the_recipe_publish_reads_and_every_zip_it_names(built:
     # Filled in: no {UPPER_CASE} placeholder left, the nucleus's {lower:case} variables kept.
     assert not re.findall(r"\{[A-Z_]+\}", built.recipe_text)
     assert "{artifacts:decompressedPath}" in built.recipe_text
-    architectures = [m["Platform"]["architecture"] for m in _nucleus_manifests(recipe)]
+    architectures = [m["Platform"]["architecture"] for m in recipe["Manifests"]]
     assert sorted(architectures) == sorted([*MACHINES, "arm"])
-    lite = [m for m in recipe["Manifests"] if m["Platform"].get("runtime") == "aws_nucleus_lite"]
-    assert sorted(m["Platform"]["architecture"] for m in lite) == sorted(architectures)
     # Each architecture's zip is where publish uploads from, named by its manifest's URI (GDK
     # matches them by file name), with the Digest the nucleus checks; nothing else is there.
     artifacts = _artifacts(recipe)
@@ -248,9 +240,7 @@ def test_gdk_build_writes_the_recipe_publish_reads_and_every_zip_it_names(built:
     # The default build is the full release: wheels of every supported CPython in each zip.
     for manifest in recipe["Manifests"]:
         if "Artifacts" in manifest:
-            lifecycle = manifest["Lifecycle"]
-            install = lifecycle.get("Install") or lifecycle["install"]
-            assert f"{'|'.join(PYTHONS)})" in install["Script"]
+            assert f"{'|'.join(PYTHONS)})" in manifest["Lifecycle"]["Install"]["Script"]
     assert set(built.gdk.refused) <= GDK_LOOKUPS, built.gdk.refused
 
 

@@ -1,6 +1,6 @@
-"""The packaged recipe on nucleus lite (issue 18): lite manifests in lite's recipe subset
-(tests/lite/recipe_rules.py), the same zips and privileges as the nucleus manifests, and the Java
-nucleus still picking its own."""
+"""The nucleus lite recipe (`make package` with ``--runtime lite``, issue 18): lite manifests in
+lite's recipe subset (tests/lite/recipe_rules.py) and within lite's 8,196-byte recipe buffer, the
+same zips and privileges as the nucleus manifests of the default recipe."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from scripts import package
 from tests.lite import recipe_rules
@@ -21,15 +22,18 @@ ARCHES = ("amd64", "aarch64")
 
 
 @pytest.fixture(scope="module")
-def recipe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """build_recipe as `make package` calls it, over small zips of the real layout."""
-    out = tmp_path_factory.mktemp("lite-recipe")
-    artifacts = {}
-    for arch in ARCHES:
-        zip_path = out / package.artifact_name(arch)
-        with zipfile.ZipFile(zip_path, "w") as zf:
-            zf.writestr("requirements.txt", f"pyyaml==6.0.2 --hash=sha256:{'0' * 64}\n")
-        artifacts[arch] = (zip_path, f"pyyaml==6.0.2 --hash=sha256:{'1' * 64}")
+def recipe(nucleus_recipe: dict[str, Any], zips: dict[str, tuple[Path, str]]) -> dict[str, Any]:
+    """The lite recipe, over the same zips."""
+    return _build(zips, "lite")
+
+
+@pytest.fixture(scope="module")
+def nucleus_recipe(zips: dict[str, tuple[Path, str]]) -> dict[str, Any]:
+    """The default (Java nucleus) recipe."""
+    return _build(zips, "nucleus")
+
+
+def _build(zips: dict[str, tuple[Path, str]], runtime: str) -> dict[str, Any]:
     return package.build_recipe(
         name="gghealth.HealthAgent",
         version="9.9.9",
@@ -37,22 +41,44 @@ def recipe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         bucket="bucket",
         install_root="/opt/gghealth",
         pythons=["3.10", "3.11", "3.12", "3.13"],
-        artifacts=artifacts,
+        artifacts=zips,
+        runtime=runtime,
     )
+
+
+@pytest.fixture(scope="module")
+def zips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    """Small zips of the real layout and the requirements text build_artifact would give."""
+    out = tmp_path_factory.mktemp("lite-recipe")
+    artifacts = {}
+    for arch in ARCHES:
+        zip_path = out / package.artifact_name(arch)
+        with zipfile.ZipFile(zip_path, "w") as zf:
+            zf.writestr("requirements.txt", f"pyyaml==6.0.2 --hash=sha256:{'0' * 64}\n")
+        # As many hashes as a release carries per architecture (~30 wheels for 4 CPythons).
+        requirements = "\n".join(f"pkg{i}==1.0 --hash=sha256:{i:064x}" for i in range(30))
+        artifacts[arch] = (zip_path, requirements)
+    return artifacts
 
 
 def test_the_lite_manifests_are_in_lite_s_recipe_subset(recipe: dict[str, Any]) -> None:
     assert recipe_rules.violations(recipe) == []
-    assert len(recipe_rules.lite_manifests(recipe)) == 3
+    assert len(recipe_rules.lite_manifests(recipe)) == len(recipe["Manifests"]) == 3
 
 
-def test_the_rules_catch_what_lite_refuses(recipe: dict[str, Any]) -> None:
+def test_the_default_recipe_is_the_nucleus_one(nucleus_recipe: dict[str, Any]) -> None:
+    """Unchanged for the Java nucleus: no lite manifest (with them it would pass the 16 kB AWS
+    accepts for a recipe, tests/test_gdk.py publishes it)."""
+    assert recipe_rules.lite_manifests(nucleus_recipe) == []
+
+
+def test_the_rules_catch_what_lite_refuses(nucleus_recipe: dict[str, Any]) -> None:
     """The checker's negative control: the nucleus manifests, given a runtime, break lite's rules
     (capitalised steps, URI, a shell function's braces)."""
-    broken = dict(recipe)
+    broken = dict(nucleus_recipe)
     broken["Manifests"] = [
         {**m, "Platform": {**m["Platform"], "runtime": "aws_nucleus_lite"}}
-        for m in recipe["Manifests"]
+        for m in nucleus_recipe["Manifests"]
         if "runtime" not in m["Platform"] and "Artifacts" in m
     ]
     found = "\n".join(recipe_rules.violations(broken))
@@ -63,13 +89,17 @@ def test_the_rules_catch_what_lite_refuses(recipe: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("arch", [*ARCHES, "arm"])
 def test_lite_and_the_nucleus_each_pick_their_own_manifest(
-    recipe: dict[str, Any], arch: str
+    recipe: dict[str, Any], nucleus_recipe: dict[str, Any], arch: str
 ) -> None:
     lite = recipe_rules.lite_select(recipe, arch)
     assert lite is not None and lite["Platform"]["runtime"] == "aws_nucleus_lite"
-    # The Java nucleus: PlatformHelper.testField fails a key its platform lacks (runtime).
-    index = select_manifest(recipe["Manifests"], {"os": "linux", "architecture": arch})
-    assert index is not None and "runtime" not in index["Platform"]
+    # Lite skips manifests without runtime; the Java nucleus (PlatformHelper.testField) those
+    # naming a key its platform lacks: each runtime refuses the other's recipe.
+    assert recipe_rules.lite_select(nucleus_recipe, arch) is None
+    java = {"os": "linux", "architecture": arch}
+    assert select_manifest(recipe["Manifests"], java) is None
+    index = select_manifest(nucleus_recipe["Manifests"], java)
+    assert index is not None
     assert lite["Name"] == f"lite-{index['Name']}"
     if arch == "arm":
         assert "not supported" in lite["Lifecycle"]["install"]["Script"]
@@ -106,11 +136,12 @@ def test_lite_install_pins_the_zip_it_verifies(recipe: dict[str, Any], tmp_path:
     assert done.returncode == 1  # another zip is refused
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 18, open: lite reads a deployed recipe into 8196 bytes (ggl-recipe recipe.c); "
-    "the nucleus and lite manifests' scripts exceed it, and the released nucleus manifests "
-    "carry ~5 KB of wheel hashes each (12.8 KB before any lite manifest)",
-)
-def test_the_recipe_fits_lite_s_recipe_buffer(recipe: dict[str, Any]) -> None:
+def test_the_recipe_fits_lite_s_recipe_buffer(
+    recipe: dict[str, Any], nucleus_recipe: dict[str, Any]
+) -> None:
+    """As JSON (a cloud deployment) and as `make package` writes it (a local one)."""
     assert recipe_rules.size(recipe) <= recipe_rules.MAX_RECIPE_BYTES
+    text = yaml.dump(recipe, Dumper=package._NoAliasDumper, sort_keys=False, width=100)
+    assert len(text.encode()) <= recipe_rules.MAX_RECIPE_BYTES
+    # The negative control: lite could not read the nucleus recipe.
+    assert recipe_rules.size(nucleus_recipe) > recipe_rules.MAX_RECIPE_BYTES

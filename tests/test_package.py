@@ -45,11 +45,7 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _manifest(release: Path, arch: str) -> dict[str, Any]:
     (recipe,) = (release / "greengrass-build" / "recipes").glob("*.yaml")
     manifests = yaml.safe_load(recipe.read_text())["Manifests"]
-    (manifest,) = [
-        m
-        for m in manifests
-        if m["Platform"]["architecture"] == arch and "runtime" not in m["Platform"]
-    ]
+    (manifest,) = [m for m in manifests if m["Platform"]["architecture"] == arch]
     return manifest  # type: ignore[no-any-return]
 
 
