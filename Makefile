@@ -72,11 +72,12 @@ $(BUILD_STAMP): pyproject.toml $(BUILD_LOCK)
 	touch $(BUILD_STAMP)
 
 # make package [BUCKET=my-bucket] [ARCH=amd64|aarch64] [PYTHON_VERSIONS="3.11 3.13"] [VERSION=x.y.z]
+#              [RUNTIME=lite]
 # Default: every architecture and every supported CPython (scripts/package.py --help).
 package: $(BUILD_STAMP)
 	$(BUILD_VENV)/bin/python scripts/package.py --bucket $(or $(BUCKET),BUCKET_NAME) \
 	  $(foreach a,$(ARCH),--arch $(a)) $(foreach p,$(PYTHON_VERSIONS),--python $(p)) \
-	  $(if $(VERSION),--version $(VERSION),)
+	  $(if $(VERSION),--version $(VERSION),) $(if $(RUNTIME),--runtime $(RUNTIME),)
 
 # On a core device, from a clone of this repository: needs python3 with venv and pip, the
 # network to PyPI, and the Greengrass CLI (aws.greengrass.Cli) deployed - not the test stack.

@@ -13,10 +13,10 @@ exit status 3: it was neither allowed nor refused.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from agent.config.names import THING_NAME_VARIABLE
 from agent.greengrass.root import load_root
@@ -24,10 +24,12 @@ from agent.printable import printable
 from agent.subscriptions.authorization import (
     AccessControlIndex,
     Decision,
+    access_control_of,
     index_services,
     is_authorized,
     nucleus_version,
 )
+from agent.subscriptions.lite_authz import authorize as lite_authorize
 
 FIELDS = ("component", "service", "operation", "resource")
 MAX_LINE = 64 * 1024
@@ -48,6 +50,9 @@ class Device:
     literal_thing: str | None = None
     """The thing name, when the nucleus leaves ``{iot:thingName}`` as literal text: a refusal
     that this name would have turned into a grant says so."""
+    lite: Mapping[str, Any] | None = None
+    """On nucleus lite, every component's ``accessControl``: ggipcd decides with its own walk
+    and matchers (:mod:`agent.subscriptions.lite_authz`), not the Java nucleus's trie."""
 
     @classmethod
     def load(cls, root: Path) -> Device:
@@ -61,12 +66,17 @@ class Device:
                 "these answers reproduce; older versions match wildcards differently"
             )
         index = index_services(greengrass.services)
+        if greengrass.lite:
+            acls = {n: access_control_of(e) for n, e in greengrass.services.items()}
+            return cls(index, None, None, greengrass.thing_name, acls)
         if greengrass.interpolates_configuration:
             return cls(index, greengrass.thing_name, caveat)
         return cls(index, None, caveat, greengrass.thing_name)
 
     def answer(self, component: str, service: str, operation: str, resource: str) -> Answer:
         """The nucleus's answer to one request."""
+        if self.lite is not None:
+            return self._lite_answer(component, service, operation, resource)
         request = (self.index, component, service, operation, resource)
         decision = is_authorized(*request, self.thing_name)
         notes = [self.caveat] if self.caveat else []
@@ -82,6 +92,24 @@ class Device:
                 "matches the variable's text literally",
             )
         return Answer.of(decision, notes)
+
+    def _lite_answer(self, component: str, service: str, operation: str, resource: str) -> Answer:
+        assert self.lite is not None
+        acl = self.lite.get(component)
+        decided = lite_authorize(acl, service, operation, resource)
+        why = f"nucleus lite: {decided.why}"
+        if (
+            not decided.allowed
+            and self.literal_thing
+            and lite_authorize(
+                acl, service, operation, resource, interpolate=True, thing_name=self.literal_thing
+            ).allowed
+        ):
+            why += (
+                f"; it would be granted through {THING_NAME_VARIABLE}, which nucleus lite "
+                "matches literally"
+            )
+        return Answer(decided.allowed, decided.policy_id, why)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,20 @@ Each manifest names its own zip (with its ``Digest``) and carries the SHA-256 of
 it, so the privileged Install on the device installs exactly these files (``--require-hashes``)
 and never compiles.
 
+``--runtime lite`` builds the recipe for nucleus lite devices instead (issue 18): one lite
+manifest per nucleus manifest, and only those. Not both in one recipe: the nucleus manifests
+carry every wheel's hash (12.8 KB), and with the lite ones the recipe passes the 16 kB AWS
+accepts, while lite itself reads a deployed recipe into 8,196 bytes (aws-greengrass-lite
+modules/ggl-recipe/src/recipe.c ``file_mem``). The lite manifests:
+(``Platform.runtime: aws_nucleus_lite``; the Java nucleus never selects a manifest whose
+platform names a key its own platform lacks, PlatformHelper.testField in
+aws-greengrass-component-common, and its platform has no ``runtime``; lite skips every manifest
+without one, aws-greengrass-lite modules/ggl-recipe/src/recipe.c manifest_selection); same zip,
+same privileges, written in lite's recipe subset: lowercase ``install``/``run``, ``Uri``, and no
+``{`` in a script but a variable lite knows (recipe-runner opens a variable at every ``{``).
+Its Install pins the zip's SHA-256 and takes the wheel hashes from ``requirements.txt`` inside
+the zip (only the lite build puts it there), so that the lite recipe stays small.
+
 ``gdk component build`` runs this through gdk-config.json (``make gdk-build``, with
 ``--gdk-config``): the component name, version and author come from that file, and the recipe is
 written as ``greengrass-build/recipes/recipe.yaml``, the name GDK gives the built recipe and the
@@ -60,6 +74,8 @@ in the project root, here a link to recipes/recipe.yaml). ``gdk component publis
 ``greengrass-build/recipes/recipe.yaml`` and writes what it publishes beside it as
 ``<name>-<version>.yaml``."""
 TEMPLATE_ARCH = "{ARCH}"
+LITE_RUNTIME = "aws_nucleus_lite"
+LITE_INSTALL = REPO / "recipes" / "lite-install.sh"
 """The manifest of recipes/recipe.yaml whose architecture is this is repeated per architecture."""
 
 
@@ -125,9 +141,11 @@ def build_recipe(
     install_root: str,
     pythons: list[str],
     artifacts: dict[str, tuple[Path, str]],
+    runtime: str = "nucleus",
 ) -> dict[str, Any]:
     """The recipe template filled in: one manifest per architecture in ``artifacts``
-    (arch -> (zip, requirements text)), then the template's fixed manifests."""
+    (arch -> (zip, requirements text)), then the template's fixed manifests; for
+    ``runtime="lite"``, the nucleus lite twins of those instead."""
     template = yaml.safe_load((REPO / "recipes" / "recipe.yaml").read_text())
     common = {
         "COMPONENT_NAME": name,
@@ -153,9 +171,60 @@ def build_recipe(
                 "REQUIREMENTS": requirements,
             }
             manifests.append(fill(copy.deepcopy(manifest), values))
+    if runtime == "lite":
+        lite = LITE_INSTALL.read_text().rstrip("\n")
+        manifests = [
+            lite_manifest(
+                m,
+                lite,
+                artifacts[m["Platform"]["architecture"]][0]
+                if m["Platform"]["architecture"] in artifacts
+                else None,
+                common,
+            )
+            for m in manifests
+        ]
     recipe = fill({k: v for k, v in template.items() if k != "Manifests"}, common)
     recipe["Manifests"] = manifests
     return recipe  # type: ignore[no-any-return]
+
+
+def lite_manifest(
+    nucleus: dict[str, Any], install: str, zip_path: Path | None, common: dict[str, str]
+) -> dict[str, Any]:
+    """The nucleus lite twin of a filled nucleus manifest: same platform plus ``runtime``, same
+    artifact and privileges, in lite's recipe subset (aws-greengrass-lite
+    docs/RECIPE_SUPPORT_CHANGES.md; modules/recipe2unit/src/unit_file_generator.c looks up
+    ``install``/``run``/``startup`` case-sensitively; ggdeploymentd's deployment_handler.c
+    requires an artifact's ``Uri``)."""
+    lifecycle = nucleus["Lifecycle"]
+    out: dict[str, Any] = {
+        "Name": f"lite-{nucleus['Name']}",
+        "Platform": {**nucleus["Platform"], "runtime": LITE_RUNTIME},
+    }
+    if zip_path is None:  # a refusing manifest (32-bit ARM): its Install says why
+        out["Lifecycle"] = {"install": dict(lifecycle["Install"])}
+        return out
+    arch = nucleus["Platform"]["architecture"]
+    values = {
+        **common,
+        "ARCH": arch,
+        "ARTIFACT": zip_path.name,
+        "ARTIFACT_SHA256": sha256(zip_path),
+    }
+    out["Lifecycle"] = {
+        "install": {
+            "RequiresPrivilege": lifecycle["Install"]["RequiresPrivilege"],
+            "Timeout": lifecycle["Install"]["Timeout"],
+            "Script": fill(install, values),
+        },
+        "run": dict(lifecycle["Run"]),
+    }
+    out["Artifacts"] = [
+        {("Uri" if k == "URI" else k): v for k, v in a.items() if k != "Unarchive"}
+        for a in nucleus["Artifacts"]
+    ]
+    return out
 
 
 def build_wheel(dest: Path) -> Path:
@@ -166,7 +235,7 @@ def build_wheel(dest: Path) -> Path:
 
 
 def build_artifact(
-    out_dir: Path, arch: str, pythons: list[str], agent_wheel: Path
+    out_dir: Path, arch: str, pythons: list[str], agent_wheel: Path, runtime: str = "nucleus"
 ) -> tuple[Path, str]:
     """The zip of one architecture and the requirements text its manifest carries."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,6 +252,10 @@ def build_artifact(
         )
         requirements = own + "\n" + requirements_text(bundled)
         shutil.copy2(agent_wheel, stage / agent_wheel.name)
+        if runtime == "lite":
+            # The lite manifests' Install reads the hashes from here (the zip's own is pinned);
+            # the nucleus manifests carry them, and their Install trusts nothing in the zip.
+            (stage / "requirements.txt").write_text(requirements + "\n")
         zip_path = out_dir / artifact_name(arch)
         with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
             for f in sorted(stage.rglob("*")):
@@ -204,6 +277,7 @@ def build(
     pythons: list[str],
     install_root: str = INSTALL_ROOT,
     recipe_name: str | None = None,
+    runtime: str = "nucleus",
 ) -> Path:
     """Write greengrass-build/ and return the recipe's path (``recipe_name``, by default
     ``<name>-<version>.yaml``)."""
@@ -214,7 +288,9 @@ def build(
     artifact_dir.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
         agent_wheel = build_wheel(Path(tmp))
-        artifacts = {a: build_artifact(artifact_dir, a, pythons, agent_wheel) for a in arches}
+        artifacts = {
+            a: build_artifact(artifact_dir, a, pythons, agent_wheel, runtime) for a in arches
+        }
     recipe = build_recipe(
         name=name,
         version=version,
@@ -223,6 +299,7 @@ def build(
         install_root=install_root,
         pythons=pythons,
         artifacts=artifacts,
+        runtime=runtime,
     )
     recipe_path = recipes_dir / (recipe_name or f"{name}-{version}.yaml")
     recipe_path.write_text(yaml.dump(recipe, Dumper=_NoAliasDumper, sort_keys=False, width=100))
@@ -262,6 +339,12 @@ def main() -> int:
         default=INSTALL_ROOT,
         help="where Install builds the environment on the device (tests only)",
     )
+    p.add_argument(
+        "--runtime",
+        choices=("nucleus", "lite"),
+        default="nucleus",
+        help="the Greengrass runtime of the devices: the Java nucleus (default) or nucleus lite",
+    )
     args = p.parse_args()
     recipe_name = None
     if args.gdk_config:
@@ -279,6 +362,7 @@ def main() -> int:
         pythons=sorted(set(args.python or PYTHONS), key=PYTHONS.index),
         install_root=args.install_root,
         recipe_name=recipe_name,
+        runtime=args.runtime,
     )
     print(f"recipe:    {recipe}")
     for zip_path in sorted((args.out / "artifacts").rglob("*.zip")):

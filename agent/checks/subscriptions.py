@@ -40,6 +40,7 @@ from agent.subscriptions.iot_sources import (
 from agent.subscriptions.ipc_lint import lint_access_control
 from agent.subscriptions.ipc_services import MQTT_PROXY, PUBLISH_TO_IOT_CORE
 from agent.subscriptions.legacy_router import ROUTER_COMPONENT, audit_router
+from agent.subscriptions.lite_authz import authorize as lite_authorize
 from agent.subscriptions.topics import aws_iot_limit_problem
 
 PUBLISH = "subscription.publish_authorized"
@@ -150,6 +151,8 @@ def publish_authorized(ctx: CheckContext) -> Iterable[CheckResult]:
                 component=component,
             )
         ]
+    if ctx.greengrass.lite:
+        return _lite_publish_authorized(ctx, component, topic)
     index = _index(ctx)
     if component not in ctx.greengrass.services and ctx.config.access_control:
         index = index_access_control({component: ctx.config.access_control})
@@ -213,6 +216,56 @@ def publish_authorized(ctx: CheckContext) -> Iterable[CheckResult]:
             f"add to the configuration of {component} (recipe DefaultConfiguration or a "
             f"deployment configuration merge): {snippet}"
         )
+        reason = "not_granted"
+    return [
+        result(
+            PUBLISH,
+            Status.CRITICAL,
+            topic,
+            message,
+            fix,
+            component=component,
+            service=MQTT_PROXY,
+            operation=PUBLISH_TO_IOT_CORE,
+            reason=reason,
+        )
+    ]
+
+
+def _lite_publish_authorized(ctx: CheckContext, component: str, topic: str) -> list[CheckResult]:
+    """Nucleus lite: ggipcd's own walk and matchers (agent/subscriptions/lite_authz.py), not the
+    Java nucleus's trie; ``{iot:thingName}`` in a policy is literal on lite <= 2.6.0."""
+    if component in ctx.greengrass.services:
+        acl = ctx.greengrass.service_configuration(component).get("accessControl")
+    else:
+        acl = ctx.config.access_control
+    decision = lite_authorize(acl, MQTT_PROXY, PUBLISH_TO_IOT_CORE, topic)
+    if decision.allowed:
+        return [
+            result(
+                PUBLISH,
+                Status.OK,
+                topic,
+                f"{component}: {decision.why}",
+                component=component,
+                policy_id=decision.policy_id,
+                resource=decision.resource,
+            )
+        ]
+    snippet = grant_snippet(component, MQTT_PROXY, PUBLISH_TO_IOT_CORE, topic)
+    if lite_authorize(
+        acl, MQTT_PROXY, PUBLISH_TO_IOT_CORE, topic, interpolate=True, thing_name=ctx.thing_name
+    ).allowed:
+        message = (
+            f"{component} is granted '{topic}' only through {THING_NAME_VARIABLE}, which "
+            "nucleus lite matches literally (it does not interpolate component configuration), "
+            "so publishing is refused"
+        )
+        fix = f"grant the topic with '+' or the thing name written out: {snippet}"
+        reason = "thing_name_not_interpolated"
+    else:
+        message = f"{decision.why}: nucleus lite refuses to publish the health report"
+        fix = f"add to the configuration of {component}: {snippet}"
         reason = "not_granted"
     return [
         result(

@@ -2,7 +2,8 @@
 
 The nucleus stores each resolved recipe under ``<root>/packages/recipes/`` as
 ``<base64url-no-padding(sha256(componentName))>@<version>.recipe.yaml`` (nucleus 2.x) or, on
-older nuclei, ``<name>-<version>.yaml``, beside a ``.metadata.json``. Stale versions stay there
+older nuclei, ``<name>-<version>.yaml``, beside a ``.metadata.json``; nucleus lite keeps them under
+its root path as ``<name>-<version>.json`` (or ``.yaml``/``.yml``). Stale versions stay there
 after an upgrade, so only the version in ``services.<name>.version`` of effectiveConfig counts.
 Name and version are read from the recipe itself (YAML or JSON, keys case-insensitive as the
 nucleus parses them). Recipe format:
@@ -221,8 +222,19 @@ def _identity(recipe: Any) -> tuple[str, str]:
     )
 
 
+def lite_recipe_file_names(name: str, version: str) -> tuple[str, ...]:
+    """Nucleus lite's: ``<name>-<version>`` + ``.json`` (how ggdeploymentd saves a cloud recipe),
+    ``.yaml`` or ``.yml``, tried in that order by ggl_recipe_get_from_file
+    (aws-greengrass-lite modules/ggl-recipe/src/recipe.c; deployment_handler.c)."""
+    return tuple(f"{name}-{version}{ext}" for ext in (".json", ".yaml", ".yml"))
+
+
 def _expected_path(recipes_dir: Path, name: str, version: str) -> Path | None:
-    for file_name in (recipe_file_name(name, version), legacy_recipe_file_name(name, version)):
+    for file_name in (
+        recipe_file_name(name, version),
+        legacy_recipe_file_name(name, version),
+        *lite_recipe_file_names(name, version),
+    ):
         if "/" in file_name or "\0" in file_name:
             # A service named "../../etc/evil" must not lead the agent out of packages/recipes
             # (component names and versions never hold either character).

@@ -1,5 +1,7 @@
-"""Read a Greengrass root: ``config/effectiveConfig.yaml`` (Java nucleus) or ``config.yaml`` +
-``config.d/`` (nucleus lite), and expose the few facts the checks build on.
+"""Read a Greengrass root: ``config/effectiveConfig.yaml`` (Java nucleus), or for nucleus lite its
+initial ``config.yaml`` + ``config.d/`` under ``/etc/greengrass`` and its runtime store
+``{kernel:rootPath}/config.db`` (agent/greengrass/lite_store.py), and expose the few facts the
+checks build on.
 
 Facts: https://docs.aws.amazon.com/greengrass/v2/developerguide/greengrass-nucleus-component.html
 and SPEC "Greengrass facts". Paths in ``system`` are used as written (absolute on a real device);
@@ -16,6 +18,10 @@ from typing import Any
 from agent.errors import AgentError
 
 DEFAULT_ROOT = Path("/greengrass/v2")
+LITE_CONFIG_DIR = Path("/etc/greengrass")
+"""Where ggconfigd reads lite's initial configuration: ``config.yaml`` then every regular file of
+``config.d/`` (aws-greengrass-lite modules/ggconfigd/bin/ggconfigd.c, ``config_path`` and
+``config_dir``; modules/ggconfigd/src/config_load.c, ``ggconfig_load_dir``)."""
 NUCLEUS_NAMES = ("aws.greengrass.Nucleus", "aws.greengrass.NucleusLite")
 PKCS11_PROVIDER = "aws.greengrass.crypto.Pkcs11Provider"
 THING_NAME_ENV = "AWS_IOT_THING_NAME"
@@ -36,6 +42,8 @@ class GreengrassRoot:
     config_path: Path
     lite: bool
     raw: Mapping[str, Any]
+    store_path: Path | None = None
+    """Nucleus lite: the ggconfigd store read (read-only) for the runtime configuration."""
 
     @property
     def system(self) -> Mapping[str, Any]:
@@ -103,12 +111,15 @@ class GreengrassRoot:
         """Whether the nucleus replaces recipe variables such as ``{iot:thingName}`` in
         component configuration.
 
-        Java nucleus: only with ``interpolateComponentConfiguration: true`` (v2.6.0+). Nucleus
-        lite is given the benefit of the doubt.
+        Java nucleus: only with ``interpolateComponentConfiguration: true`` (v2.6.0+).
         https://docs.aws.amazon.com/greengrass/v2/developerguide/greengrass-nucleus-component.html#greengrass-nucleus-component-configuration-interpolate-component-configuration
+        Nucleus lite: never, "Recipe variable interpolation for component configuration is not
+        supported" (aws-greengrass-lite docs/RECIPE_SUPPORT_CHANGES.md); its deployment writes
+        DefaultConfiguration to the store as written. (How lite's IPC authorization treats a
+        ``{iot:thingName}`` in a policy resource is agent/subscriptions/lite_authz.py's matter.)
         """
         if self.lite:
-            return True
+            return False
         value = self.nucleus.get("interpolateComponentConfiguration")
         return value is True or str(value).strip().lower() == "true"
 
@@ -135,11 +146,15 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def load_root(root: Path = DEFAULT_ROOT) -> GreengrassRoot:
+def load_root(
+    root: Path = DEFAULT_ROOT, *, lite_config_dir: Path = LITE_CONFIG_DIR
+) -> GreengrassRoot:
     """Find and read the configuration of the Greengrass root at ``root``.
 
     ``root`` may be a Java-nucleus root (``config/effectiveConfig.yaml``), a nucleus-lite config
-    directory such as ``/etc/greengrass`` (``config.yaml`` + ``config.d/*.yaml``), or a config file.
+    directory such as ``/etc/greengrass`` (``config.yaml`` + ``config.d/``), a nucleus-lite root
+    path such as ``/var/lib/greengrass`` (what ``{kernel:rootPath}`` is on lite: it holds
+    ggconfigd's ``config.db``, the YAML stays in ``lite_config_dir``), or a config file.
     """
     candidates = [root / "config" / "effectiveConfig.yaml", root / "config.yaml"]
     if root.is_file():
@@ -153,9 +168,14 @@ def load_root(root: Path = DEFAULT_ROOT) -> GreengrassRoot:
                 "directory is root-only (mode 700); run the agent privileged "
                 "(RequiresPrivilege: true) or pass --greengrass-root to a readable copy"
             )
+    from agent.greengrass.lite_store import STORE_NAME
+
+    if (root / STORE_NAME).exists():
+        return _read_lite_root(root, lite_config_dir)
     raise GreengrassRootError(
         f"no Greengrass configuration under {root}: expected config/effectiveConfig.yaml "
-        "(nucleus) or config.yaml (nucleus lite); pass --greengrass-root DIR"
+        f"(nucleus), config.yaml (nucleus lite's {LITE_CONFIG_DIR}) or {STORE_NAME} (nucleus "
+        "lite's root path); pass --greengrass-root DIR"
     )
 
 
@@ -173,19 +193,103 @@ def _read(config_path: Path, root: Path) -> GreengrassRoot:
     # Imported here: the CLI imports this module for DEFAULT_ROOT, and `--version` or a usage
     # error must not pay for PyYAML and pydantic.
     from agent.config.files import InputError, load_yaml_file
-    from agent.config.layering import deep_merge
 
     lite = config_path.name == "config.yaml"
-    try:
-        raw = load_yaml_file(config_path)
-        if lite:
-            for extra in sorted((config_path.parent / "config.d").glob("*.yaml")):
-                raw = deep_merge(_mapping(raw), _mapping(load_yaml_file(extra)))
-    except InputError as exc:
-        raise GreengrassRootError(f"cannot read the Greengrass configuration: {exc}") from None
+    if lite:
+        raw = _lite_yaml(config_path.parent)
+    else:
+        try:
+            raw = load_yaml_file(config_path)
+        except InputError as exc:
+            raise GreengrassRootError(f"cannot read the Greengrass configuration: {exc}") from None
     if not isinstance(raw, Mapping):
         raise GreengrassRootError(f"{config_path} does not hold a mapping of system/services")
-    declared = _text(_mapping(raw.get("system")).get("rootpath" if not lite else "rootPath"))
-    if lite and declared:
+    if not lite:
+        return GreengrassRoot(root=root, config_path=config_path, lite=False, raw=raw)
+    declared = _text(_mapping(raw.get("system")).get("rootPath"))
+    if declared:
         root = Path(declared)
-    return GreengrassRoot(root=root, config_path=config_path, lite=lite, raw=raw)
+    store = _lite_store(root)
+    if store is None:
+        return GreengrassRoot(root=root, config_path=config_path, lite=True, raw=raw)
+    return GreengrassRoot(
+        root=root,
+        config_path=config_path,
+        lite=True,
+        raw=_overlay(raw, store[1]),
+        store_path=store[0],
+    )
+
+
+def _read_lite_root(root: Path, config_dir: Path) -> GreengrassRoot:
+    """``root`` is lite's root path: its store, over the initial YAML where that is readable."""
+    store = _lite_store(root)
+    assert store is not None  # load_root saw the file
+    raw: Mapping[str, Any] = {}
+    config_path = store[0]
+    if (config_dir / "config.yaml").is_file():
+        try:
+            raw = _lite_yaml(config_dir)
+            config_path = config_dir / "config.yaml"
+        except GreengrassRootError:
+            # The store holds everything ggconfigd loaded from these files at its start
+            # (ggconfigd.c: ggconfig_load_file, ggconfig_load_dir), so a fragment broken since
+            # then changes nothing the agent reads; the store is the device's truth.
+            raw = {}
+    return GreengrassRoot(
+        root=root,
+        config_path=config_path,
+        lite=True,
+        raw=_overlay(raw, store[1]),
+        store_path=store[0],
+    )
+
+
+def _lite_yaml(config_dir: Path) -> Mapping[str, Any]:
+    """``config.yaml``, then every regular file of ``config.d/`` merged over it, as ggconfigd
+    loads them (modules/ggconfigd/src/config_load.c: every DT_REG entry, whatever its name, in
+    readdir order; sorted here so that a run is reproducible)."""
+    from agent.config.files import InputError, load_yaml_file
+    from agent.config.layering import deep_merge
+
+    config_path = config_dir / "config.yaml"
+    try:
+        raw = load_yaml_file(config_path)
+        fragments = config_dir / "config.d"
+        if fragments.is_dir():
+            for extra in sorted(p for p in fragments.iterdir() if p.is_file()):
+                fragment = load_yaml_file(extra)
+                if not isinstance(fragment, Mapping):
+                    raise InputError(f"{extra} does not hold a mapping of system/services")
+                raw = deep_merge(_mapping(raw), fragment)
+    except InputError as exc:
+        raise GreengrassRootError(f"cannot read the Greengrass configuration: {exc}") from None
+    except OSError as exc:
+        raise GreengrassRootError(
+            f"cannot read the Greengrass configuration in {config_dir}: {exc.strerror}"
+        ) from None
+    if not isinstance(raw, Mapping):
+        raise GreengrassRootError(f"{config_path} does not hold a mapping of system/services")
+    return raw
+
+
+def _lite_store(root: Path) -> tuple[Path, Mapping[str, Any]] | None:
+    """ggconfigd's store under lite's root path, read-only; None when there is none."""
+    from agent.greengrass.lite_store import STORE_NAME, LiteStoreError, read_store
+
+    path = root / STORE_NAME
+    if not path.exists():
+        return None
+    try:
+        return path, read_store(path)
+    except LiteStoreError as exc:
+        raise GreengrassRootError(str(exc)) from None
+
+
+def _overlay(initial: Mapping[str, Any], store: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The store over the initial YAML: ggconfigd loads the files with timestamp 2 at each start
+    and a deployment's writes carry the current time, so the store's values win
+    (modules/ggconfigd/src/config_load.c, "merge to key ... with timestamp 2")."""
+    from agent.config.layering import deep_merge
+
+    return deep_merge(_mapping(initial), _mapping(store))

@@ -399,10 +399,12 @@ def test_nucleus_lite_root_with_a_config_d_deployment(tmp_path: Path) -> None:
     (etc / "config.d" / "agent.yaml").write_text(yaml.safe_dump(drop_in))
     ctx = make_context(etc)
     result = _one(publish_authorized(ctx))
-    # Lite is given the benefit of the doubt on {iot:thingName}.
-    assert result.status is Status.OK
+    # Lite does not interpolate component configuration (aws-greengrass-lite
+    # docs/RECIPE_SUPPORT_CHANGES.md) and ggipcd <= 2.6.0 matches {iot:thingName} literally.
+    assert result.status is Status.CRITICAL
+    assert result.details["reason"] == "thing_name_not_interpolated"
     assert result.target == "dt/gghealth/ExampleGGDevice/health"
-    assert [r.status for r in policy_lint(ctx)] == [Status.OK]
+    assert [r.status for r in policy_lint(ctx)] == [Status.WARNING]
 
 
 def test_thing_name_that_makes_the_health_topic_too_long(root: Path) -> None:
