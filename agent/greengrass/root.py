@@ -160,22 +160,35 @@ def load_root(
     if root.is_file():
         candidates.insert(0, root)
     for candidate in candidates:
-        if candidate.is_file():
+        if _is_file(candidate):
             return _read(candidate, root if candidate != root else candidate.parent)
         if candidate.parent.exists() and not _listable(candidate.parent):
-            raise GreengrassRootError(
-                f"cannot read {candidate.parent}: permission denied. The Greengrass config "
-                "directory is root-only (mode 700); run the agent privileged "
-                "(RequiresPrivilege: true) or pass --greengrass-root to a readable copy"
-            )
+            raise _denied(candidate.parent)
     from agent.greengrass.lite_store import STORE_NAME
 
-    if (root / STORE_NAME).exists():
+    if _is_file(root / STORE_NAME):
         return _read_lite_root(root, lite_config_dir)
     raise GreengrassRootError(
         f"no Greengrass configuration under {root}: expected config/effectiveConfig.yaml "
         f"(nucleus), config.yaml (nucleus lite's {LITE_CONFIG_DIR}) or {STORE_NAME} (nucleus "
         "lite's root path); pass --greengrass-root DIR"
+    )
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, where a directory the agent may not search means "run privileged"
+    (a stat of a file under a mode-700 config/ fails with EACCES, not "no such file")."""
+    try:
+        return path.is_file()
+    except PermissionError:
+        raise _denied(path.parent) from None
+
+
+def _denied(directory: Path) -> GreengrassRootError:
+    return GreengrassRootError(
+        f"cannot read {directory}: permission denied. The Greengrass config directory is "
+        "root-only (mode 700); run the agent privileged (RequiresPrivilege: true) or pass "
+        "--greengrass-root to a readable copy"
     )
 
 

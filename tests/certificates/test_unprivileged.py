@@ -157,3 +157,39 @@ def test_stat_denied_permissions_are_unknown(open_base: Path, device: Issued) ->
     assert (perms["status"], perms["details"]["reason"]) == ("UNKNOWN", "permission_denied")
     readable = _one(out["results"], "certificate.readable", key)
     assert readable["status"] == "UNKNOWN"
+
+
+_CLI_CHILD = r"""
+import os, sys
+import agent.cli, agent.runner, agent.service, agent.config.files, agent.checks.registry
+import agent.checks.certificates, agent.checks.subscriptions, agent.checks.agent_health
+import agent.transports.stdout, yaml, pydantic
+if os.geteuid() == 0:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+sys.exit(agent.cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("command", [["check"], ["run", "--once", "--transport", "stdout"]])
+def test_a_root_only_config_directory_gets_advice_not_a_crash(
+    open_base: Path, device: Issued, command: list[str]
+) -> None:
+    """As the README's unprivileged variant warns: config/ is mode 700, and the documented
+    answer is advice to run privileged or to pass a readable copy (issue 19 item 6: it was
+    'internal error: PermissionError ... please report this')."""
+    root = make_greengrass_root(open_base, device=device)
+    os.chmod(root.config_path.parent, 0o700)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CLI_CHILD, *command, "--greengrass-root", str(root.root)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "internal error" not in proc.stderr
+    assert "run the agent privileged (RequiresPrivilege: true)" in proc.stderr
+    assert "readable copy" in proc.stderr
