@@ -274,6 +274,14 @@ def _lite_yaml(config_dir: Path) -> Mapping[str, Any]:
                 fragment = load_yaml_file(extra)
                 if not isinstance(fragment, Mapping):
                     raise InputError(f"{extra} does not hold a mapping of system/services")
+                for key in ("system", "services"):
+                    if key in fragment and not isinstance(fragment[key], Mapping):
+                        # Merged as it stands it would replace every component's configuration
+                        # (the agent's own included) without a word.
+                        raise InputError(
+                            f"{extra} sets {key} to a {type(fragment[key]).__name__}, not a "
+                            "mapping; it would replace the whole block"
+                        )
                 raw = deep_merge(_mapping(raw), fragment)
     except InputError as exc:
         raise GreengrassRootError(f"cannot read the Greengrass configuration: {exc}") from None

@@ -261,6 +261,9 @@ ROOT_CASES = [
     ),
     RootCase("agent_unknown_key", _agent_value(warnDays=3), "unknown key 'warnDays'"),
     RootCase("lite_config_d_not_yaml", _lite("services: [unclosed\n"), "50-deploy.yaml"),
+    RootCase(
+        "lite_config_d_services_a_list", _lite("services: [1, 2]\n"), "sets services to a list"
+    ),
     RootCase("lite_config_d_bomb", _lite(inputs.billion_laughs()), "aliases that expand"),
 ]
 
