@@ -50,7 +50,7 @@ MAX_GZIP_RATIO = 100
 """Decompressed bytes that held no report, per compressed byte, past the first
 :data:`GZIP_GRACE` of them: a decompression bomb (4 GiB of newlines in 4 MiB of gzip) is all
 such bytes, a thousandfold; reports, however repetitive, do not count against it."""
-GZIP_GRACE = 16 * 1024 * 1024
+GZIP_GRACE = 4 * 1024 * 1024
 
 _STATUSES = {s.value: s for s in Status}
 _DECODER = json.JSONDecoder()
