@@ -165,17 +165,9 @@ def publish_authorized(ctx: CheckContext) -> Iterable[CheckResult]:
     thing = ctx.thing_name if ctx.greengrass.interpolates_configuration else None
     decision = is_authorized(index, component, MQTT_PROXY, PUBLISH_TO_IOT_CORE, topic, thing)
     if decision.allowed:
-        return [
-            result(
-                PUBLISH,
-                Status.OK,
-                topic,
-                f"{component}: {decision.reason}",
-                component=component,
-                policy_id=decision.policy_id,
-                resource=decision.resource_pattern,
-            )
-        ]
+        return _publish_granted(
+            component, topic, decision.reason, decision.policy_id, decision.resource_pattern
+        )
     snippet = grant_snippet(component, MQTT_PROXY, PUBLISH_TO_IOT_CORE, topic)
     if dropped:
         ignored = (
@@ -232,6 +224,22 @@ def publish_authorized(ctx: CheckContext) -> Iterable[CheckResult]:
     ]
 
 
+def _publish_granted(
+    component: str, topic: str, why: str, policy_id: str | None, resource: str | None
+) -> list[CheckResult]:
+    return [
+        result(
+            PUBLISH,
+            Status.OK,
+            topic,
+            f"{component}: {why}",
+            component=component,
+            policy_id=policy_id,
+            resource=resource,
+        )
+    ]
+
+
 def _lite_publish_authorized(ctx: CheckContext, component: str, topic: str) -> list[CheckResult]:
     """Nucleus lite: ggipcd's own walk and matchers (agent/subscriptions/lite_authz.py), not the
     Java nucleus's trie; ``{iot:thingName}`` in a policy is literal on lite <= 2.6.0."""
@@ -241,17 +249,9 @@ def _lite_publish_authorized(ctx: CheckContext, component: str, topic: str) -> l
         acl = ctx.config.access_control
     decision = lite_authorize(acl, MQTT_PROXY, PUBLISH_TO_IOT_CORE, topic)
     if decision.allowed:
-        return [
-            result(
-                PUBLISH,
-                Status.OK,
-                topic,
-                f"{component}: {decision.why}",
-                component=component,
-                policy_id=decision.policy_id,
-                resource=decision.resource,
-            )
-        ]
+        return _publish_granted(
+            component, topic, decision.why, decision.policy_id, decision.resource
+        )
     snippet = grant_snippet(component, MQTT_PROXY, PUBLISH_TO_IOT_CORE, topic)
     if lite_authorize(
         acl, MQTT_PROXY, PUBLISH_TO_IOT_CORE, topic, interpolate=True, thing_name=ctx.thing_name
