@@ -6,8 +6,11 @@ symlink planted beside the report, or a file in a world-writable directory would
 a report write into replacing a device node or appending to whatever the link points at. So a
 target must be absent or a regular file owned by the agent's user with one link; its directory
 a real directory owned by that user or root and not writable by others (where anyone may plant
-names). The check runs when the transport is built (a configuration error, exit 3) and again on
-every write (the file system may change in between). Appends open with ``O_NOFOLLOW``.
+names). An existing file is replaced or appended to only when it is empty or already starts as
+the agent's own output does (a report, a history line, a SQLite spool): a mistyped
+``file.path: /etc/passwd`` is refused, not overwritten with a report. The check runs when the
+transport is built (a configuration error, exit 3) and again on every write (the file system may
+change in between). Appends open with ``O_NOFOLLOW``.
 https://cwe.mitre.org/data/definitions/59.html (link following), CWE-377 (insecure temp files)
 """
 
@@ -22,6 +25,9 @@ from pathlib import Path
 from agent.errors import ConfigError
 
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+_PEEK_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+OWN_OUTPUT = (b'{"schema_version":', b"SQLite format 3\x00")
+"""How every file the agent writes begins: a report or history line, or its SQLite spool."""
 
 
 class UnsafeTarget(OSError):
@@ -56,6 +62,23 @@ def check_target(path: Path) -> None:
         raise UnsafeTarget(f"{path} belongs to another user (uid {st.st_uid})")
     if st.st_nlink > 1:
         raise UnsafeTarget(f"{path} has {st.st_nlink} hard links; the agent writes only its own")
+    if st.st_size and not _begins_as_ours(path):
+        raise UnsafeTarget(
+            f"{path} already holds something that is not the agent's output; the agent replaces "
+            "only files it wrote"
+        )
+
+
+def _begins_as_ours(path: Path) -> bool:
+    try:
+        fd = os.open(path, _PEEK_FLAGS)
+    except OSError:
+        return False
+    try:
+        head = os.read(fd, 32)
+    finally:
+        os.close(fd)
+    return head.startswith(OWN_OUTPUT)
 
 
 def config_problem(path: Path, setting: str) -> ConfigError | None:

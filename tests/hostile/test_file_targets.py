@@ -122,3 +122,20 @@ def test_a_link_planted_while_running_fails_the_delivery(tmp_path: Path) -> None
     report.symlink_to(victim)
     assert publisher.publish(sample).delivery is Delivery.FAILED
     assert victim.read_text() == VICTIM_TEXT
+
+
+def test_a_file_that_is_not_the_agents_output_is_never_replaced(
+    healthy: Device, tmp_path: Path
+) -> None:
+    """A mistyped file.path naming a system file (root-owned, in a root-owned directory) is
+    refused; the agent replaces only what it wrote, which the control run shows it does."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    passwd = etc / "passwd"
+    passwd.write_text(VICTIM_TEXT)
+    assert _run_file_transport(healthy, tmp_path, passwd, history=True) == 3
+    assert passwd.read_text() == VICTIM_TEXT
+    report = tmp_path / "own" / "report.json"
+    assert _run_file_transport(healthy, tmp_path, report, history=True) == 0
+    assert _run_file_transport(healthy, tmp_path, report, history=True) == 0  # its own: replaced
+    assert report.with_name("report.json.jsonl").read_text().count("\n") == 2
