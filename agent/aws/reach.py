@@ -12,12 +12,13 @@ Two handshakes run side by side on each endpoint:
 
 * ``verified``: the server verified by the root CA bundle, the device certificate presented -
   what the nucleus does;
-* ``unverified``: the same without verifying the server. s2n, awscrt's TLS on Linux, reports a
+* ``unverified``: without verifying the server and without the device certificate (s2n will not
+  combine a client certificate with ``verify_peer = False``). s2n, awscrt's TLS on Linux, reports a
   failed verification only after a random 10-30 s "blinding" delay
   (https://github.com/aws/s2n-tls/blob/main/docs/usage-guide/topics/ch03-error-handling.md);
   when the unverified handshake with the same server is done and the verified one is not
-  ``grace`` seconds later, the bundle did not verify the server. Nothing is sent on the
-  unverified connection either.
+  ``grace`` seconds later (or failed), the bundle did not verify the server. Nothing is sent on
+  the unverified connection either.
 
 A server that refuses the client certificate does so after the client's handshake is complete
 in TLS 1.3 (RFC 8446 section 4.4.2.4: the server checks the client's Certificate after its own
@@ -165,10 +166,15 @@ def tls_context(
     try:
         return ClientTlsContext(opts)
     except Exception as exc:
-        reason = "bad_bundle" if verify and ca_file is not None else "identity_unusable"
+        if identity is None and verify and ca_file is not None:
+            raise ReachSetupError(
+                f"cannot load the root CA bundle {ca_file}: no usable PEM certificate "
+                f"({_error_name(exc)})",
+                "bad_bundle",
+            ) from None
         raise ReachSetupError(
-            f"cannot set up TLS with the given certificate, key or CA ({_error_name(exc)})",
-            reason,
+            f"cannot use the device certificate and key for TLS ({_error_name(exc)})",
+            "identity_unusable",
         ) from None
 
 
@@ -230,8 +236,10 @@ def reach(
     Takes at most ``timeout`` + 2 x ``grace`` seconds. Raises ReachSetupError when the TLS
     context cannot be built (unreadable bundle, unusable certificate or key).
     """
+    if ca_file is not None:  # the bundle alone first, so a bad one is named as such
+        tls_context(ca_file, None, verify=True, alpn=alpn)
     verified_ctx = tls_context(ca_file, identity, verify=True, alpn=alpn)
-    unverified_ctx = tls_context(None, identity, verify=False, alpn=alpn)
+    unverified_ctx = tls_context(None, None, verify=False, alpn=alpn)
     started = time.monotonic()
     deadline = started + timeout
     # TCP gives up well before the deadline, so a silent port (SYN dropped) surfaces as

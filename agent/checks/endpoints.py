@@ -262,15 +262,6 @@ def verdict(
                 fix_bundle,
             )
         )
-        if u.closed_by_server:
-            findings.append(
-                Finding(
-                    Status.CRITICAL,
-                    "client_cert_refused",
-                    "the server also refused the device certificate",
-                    fix_cert,
-                )
-            )
     elif v.timed_out and (u is None or u.timed_out):
         findings.append(
             Finding(

@@ -142,9 +142,8 @@ def _clock_result(ctx: CheckContext) -> CheckResult:
     state = ctx.kept.get(SystemState)
     http = ctx.http_client()
     _read(state, http.date_seen)
-    fresh = state.measured is not None and time.monotonic() - state.measured.seen.monotonic < max(
-        cfg.refresh_seconds, 1
-    )
+    now = time.monotonic()
+    fresh = state.measured is not None and now - state.measured.seen.monotonic < cfg.refresh_seconds
     may_ask = state.asked_at is None or time.monotonic() - state.asked_at >= cfg.refresh_seconds
     if not fresh and ctx.network and may_ask:
         state.asked_at = time.monotonic()

@@ -139,7 +139,8 @@ def describe_skew(seconds: float) -> str:
     elif size < 2 * 3600:
         amount = f"{size / 60:.0f} min"
     elif size < 3 * 86400:
-        amount = f"{int(size // 3600)} h {int(size % 3600 // 60)} min"
+        hours, minutes = divmod(round(size / 60), 60)
+        amount = f"{hours} h {minutes} min"
     else:
         amount = f"{size / 86400:.1f} days"
     return f"{amount} {'ahead of' if seconds > 0 else 'behind'}"
