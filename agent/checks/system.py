@@ -31,9 +31,11 @@ from agent.system.clock import (
     CHECK_ID as CLOCK,
 )
 from agent.system.clock import (
+    WARN_S,
     BadDate,
     Skew,
     clock_verdict,
+    describe_skew,
     parse_http_date,
 )
 
@@ -176,18 +178,30 @@ def _clock_result(ctx: CheckContext) -> CheckResult:
     return clock_verdict(skew, ctx.kernel_clock(), unmeasured).to_result(CLOCK)
 
 
-def known_skew(ctx: CheckContext) -> Skew | None:
-    """The device clock's known skew, when it is off by more than a minute (else None).
+def clock_blame(ctx: CheckContext, phase: int) -> str | None:
+    """Why a certificate's dates may be the clock's fault, when the clock is known to be off.
 
-    Measured only when some other check already asked (certificate verdicts call this for a
-    certificate that is not yet valid, so the message can blame the clock)."""
+    ``phase`` is the certificate's (-1 not yet valid, 1 expired). The skew must point the
+    same way (a clock behind makes certificates not yet valid, one ahead makes them expired).
+    None when the clock is not known to be off in that direction.
+    """
     result = clock_result(ctx)
     seconds = result.details.get("skew_seconds")
-    if not isinstance(seconds, (int, float)) or abs(seconds) <= 60:
+    if isinstance(seconds, (int, float)) and abs(seconds) > WARN_S:
+        if (seconds < 0 and phase < 0) or (seconds > 0 and phase > 0):
+            state = ctx.kept.get(SystemState)
+            source = state.measured.seen.url if state.measured else "AWS"
+            return (
+                f"the device clock is {describe_skew(seconds)} AWS's time (Date of {source}): "
+                "the clock, not the certificate, is wrong (see system.clock)"
+            )
         return None
-    state = ctx.kept.get(SystemState)
-    assert state.measured is not None
-    return state.measured.now()
+    if result.details.get("kernel_synchronised") is False and phase < 0:
+        return (
+            "the kernel reports the clock as not synchronised: the clock rather than the "
+            "certificate may be wrong (see system.clock)"
+        )
+    return None
 
 
 # -- endpoints ------------------------------------------------------------------------------

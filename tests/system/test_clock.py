@@ -150,3 +150,17 @@ def test_the_real_kernel_state_reaches_the_result(
     assert real is not None
     assert found.details["kernel_synchronised"] is real.synchronised
     assert (found.status is Status.WARNING) is (not real.synchronised)
+
+
+def test_the_demo_shows_the_system_area_offline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent.demo import run_demo
+
+    assert run_demo(tmp_path / "gg") == 0
+    out = capsys.readouterr().out
+    assert "[system]" in out
+    rows = [line for line in out.splitlines() if "system.endpoint" in line]
+    assert len(rows) == 3 and all("UNKNOWN" in r for r in rows)
+    assert "the demo does not use the network" in out
+    assert "system.clock" in out
