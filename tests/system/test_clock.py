@@ -164,3 +164,17 @@ def test_the_demo_shows_the_system_area_offline(
     assert len(rows) == 3 and all("UNKNOWN" in r for r in rows)
     assert "the demo does not use the network" in out
     assert "system.clock" in out
+
+
+def test_the_schema_lists_every_check_id_of_every_area() -> None:
+    import importlib
+
+    from agent.checks.registry import AREAS
+    from agent.report import json_schema
+
+    listed = json_schema()["$defs"]["CheckResult"]["properties"]["id"]["examples"]
+    implemented = [
+        c.id for m in AREAS.values() if m for c in importlib.import_module(m).CHECKS
+    ]
+    assert {"system.clock", "system.endpoint"} <= set(listed)
+    assert sorted(implemented) == sorted(listed)
