@@ -176,13 +176,16 @@ def write_root(
     device: tuple[Path, Path] | None = None,
     root_ca: Path | None = None,
     agent: Mapping[str, Any] | None = None,
+    key_uri: str | None = None,
+    services: Mapping[str, Any] | None = None,
 ) -> Path:
-    """A Greengrass root whose nucleus configuration is ``nucleus`` and identity the PKI's."""
+    """A Greengrass root whose nucleus configuration is ``nucleus`` and identity the PKI's
+    (``key_uri``: a ``pkcs11:`` key instead of the file; ``services``: more components)."""
     cert, key = device or pki.device
     config = {
         "system": {
             "certificateFilePath": str(cert),
-            "privateKeyPath": str(key),
+            "privateKeyPath": key_uri or str(key),
             "rootCaPath": str(root_ca or pki.root),
             "rootpath": str(root),
             "thingName": "pi-42",
@@ -193,6 +196,7 @@ def write_root(
                 "configuration": {"awsRegion": "eu-west-1", **nucleus},
             },
             "gghealth.HealthAgent": {"configuration": dict(agent or {})},
+            **(services or {}),
         },
     }
     (root / "config").mkdir(parents=True, exist_ok=True)

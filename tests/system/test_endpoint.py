@@ -11,6 +11,8 @@ from agent.checks.base import Kept
 from agent.report import Status
 from tests.peers.mosquitto import Mosquitto
 from tests.peers.silent import Blackhole
+from tests.peers.softhsm import SoftHsm
+from tests.pki import make_ca, make_device_cert
 from tests.system.conftest import (
     Pki,
     by_role,
@@ -212,3 +214,32 @@ def test_no_mqtt_connect_ever_reaches_the_broker(
     assert "New connection from 127.0.0.1" in log  # the handshakes reached the broker
     assert "CONNECT" not in log.replace("CONNECTION", ""), mosquitto.log_tail()
     assert "New client connected" not in log
+
+
+def test_a_key_on_a_pkcs11_token_does_the_mutual_tls(
+    tmp_path: Path, pki: Pki, softhsm: SoftHsm
+) -> None:
+    ca = make_ca("Token Device CA")
+    issued = make_device_cert(ca, "pi-42", key=softhsm.ec.private_key())
+    (tmp_path / "token-ca.pem").write_bytes(ca.pem())
+    (tmp_path / "device.pem").write_bytes(issued.pem())
+    provider = {
+        "aws.greengrass.crypto.Pkcs11Provider": {
+            "configuration": {
+                "library": softhsm.library,
+                "slot": softhsm.slot,
+                "userPin": softhsm.user_pin,
+            }
+        }
+    }
+    with tls_server(pki.server, client_ca=tmp_path / "token-ca.pem") as peer:
+        root = write_root(
+            tmp_path, pki, loopback(peer.port, peer.port, peer.port),
+            device=(tmp_path / "device.pem", tmp_path / "unused"),
+            key_uri=softhsm.ec.greengrass_uri, services=provider, agent=FAST,
+        )  # fmt: skip
+        report = run_system(root)
+    found = by_role(report)
+    for result in found.values():
+        assert result.status is Status.OK, result.message
+    assert softhsm.user_pin not in str([r.to_dict() for r in report.checks])
