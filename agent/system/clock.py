@@ -17,11 +17,11 @@ with ``modes = 0`` (read only, no privilege): ``STA_UNSYNC`` in ``status``, or t
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from agent.report import Finding, Status, Verdict
 
@@ -93,18 +93,29 @@ class KernelClock:
         return self.state != TIME_ERROR and not self.status & STA_UNSYNC
 
 
+_ADJTIMEX: list[Any] = []
+"""libc's ``adjtimex``, looked up once (every cycle of ``run`` reads the clock state)."""
+
+
+def _adjtimex() -> Any:
+    if not _ADJTIMEX:
+        # The running interpreter is linked against libc: no find_library (it runs ldconfig).
+        function = ctypes.CDLL(None, use_errno=True).adjtimex
+        function.argtypes = [ctypes.POINTER(_Timex)]
+        function.restype = ctypes.c_int
+        _ADJTIMEX.append(function)
+    return _ADJTIMEX[0]
+
+
 def read_kernel_clock() -> KernelClock | None:
     """The kernel's clock state through the real ``adjtimex`` syscall; None off Linux or when
     the call fails (a seccomp filter may refuse it)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        adjtimex = libc.adjtimex
+        adjtimex = _adjtimex()
     except (OSError, AttributeError):
         return None
-    adjtimex.argtypes = [ctypes.POINTER(_Timex)]
-    adjtimex.restype = ctypes.c_int
     tx = _Timex()  # modes = 0: read, change nothing
     state = adjtimex(ctypes.byref(tx))
     if state < 0:
