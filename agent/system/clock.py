@@ -17,10 +17,10 @@ with ``modes = 0`` (read only, no privilege): ``STA_UNSYNC`` in ``status``, or t
 from __future__ import annotations
 
 import ctypes
+import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from agent.report import Finding, Status, Verdict
@@ -127,19 +127,46 @@ class BadDate(ValueError):
     """A ``Date`` header that is not an HTTP date."""
 
 
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
+    )
+}
+_TIME = r"(\d{2}):(\d{2}):(\d{2})"
+# RFC 9110 section 5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms a recipient
+# must accept. Not email.utils: it loads the email package (~1 MB resident) for one function.
+_IMF = re.compile(rf"[A-Z][a-z]{{2}}, (\d{{2}}) ([A-Z][a-z]{{2}}) (\d{{4}}) {_TIME} GMT")
+_RFC850 = re.compile(rf"[A-Z][a-z]+day, (\d{{2}})-([A-Z][a-z]{{2}})-(\d{{2}}) {_TIME} GMT")
+_ASCTIME = re.compile(rf"[A-Z][a-z]{{2}} ([A-Z][a-z]{{2}}) ([ \d]\d) {_TIME} (\d{{4}})")
+
+
 def parse_http_date(value: str) -> datetime:
     """An HTTP date (RFC 9110 section 5.6.7: IMF-fixdate, or the obsolete RFC 850 and asctime
     forms) as an aware UTC datetime; BadDate for anything else."""
     text = value.strip()
-    if not text or len(text) > 64:
-        raise BadDate(f"the Date header {value[:64]!r} is not an HTTP date (RFC 9110 5.6.7)")
+    fields: tuple[str, ...] | None = None
+    if m := _IMF.fullmatch(text):
+        day, month, year, hh, mm, ss = m.groups()
+        fields = (year, month, day, hh, mm, ss)
+    elif m := _RFC850.fullmatch(text):
+        day, month, yy, hh, mm, ss = m.groups()
+        # RFC 9110: a two-digit year more than 50 years in the future is in the past century.
+        now = datetime.now(timezone.utc).year
+        year = 2000 + int(yy) if 2000 + int(yy) <= now + 50 else 1900 + int(yy)
+        fields = (str(year), month, day, hh, mm, ss)
+    elif m := _ASCTIME.fullmatch(text):
+        month, day, hh, mm, ss, year = m.groups()
+        fields = (year, month, day.strip(), hh, mm, ss)
+    if fields is None or fields[1] not in _MONTHS:
+        raise BadDate(f"the Date header {text[:64]!r} is not an HTTP date (RFC 9110 5.6.7)")
+    year, month, day, hh, mm, ss = fields
     try:
-        parsed = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        raise BadDate(f"the Date header {text!r} is not an HTTP date (RFC 9110 5.6.7)") from None
-    if parsed.tzinfo is None:  # "-0000" or asctime: HTTP dates are always UTC
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        return datetime(
+            int(year), _MONTHS[month], int(day), int(hh), int(mm), int(ss), tzinfo=timezone.utc
+        )
+    except ValueError:
+        raise BadDate(f"the Date header {text[:64]!r} is not a real date") from None
 
 
 def describe_skew(seconds: float) -> str:

@@ -178,3 +178,33 @@ def test_the_schema_lists_every_check_id_of_every_area() -> None:
     ]
     assert {"system.clock", "system.endpoint"} <= set(listed)
     assert sorted(implemented) == sorted(listed)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sun, 06 Nov 1994 08:49:37 GMT",  # IMF-fixdate, what AWS sends
+        "Sunday, 06-Nov-94 08:49:37 GMT",  # obsolete RFC 850
+        "Sun Nov  6 08:49:37 1994",  # obsolete asctime
+    ],
+)
+def test_every_http_date_form_is_read(text: str) -> None:
+    from agent.system.clock import parse_http_date
+
+    assert parse_http_date(text) == datetime(1994, 11, 6, 8, 49, 37, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("Sun, 31 Feb 2026 08:49:37 GMT", "not a real date"),
+        ("Sun, 06 Foo 1994 08:49:37 GMT", "not an HTTP date"),
+        ("Sun, 06 Nov 1994 08:49:37 +0200", "not an HTTP date"),
+        ("", "not an HTTP date"),
+    ],
+)
+def test_bad_http_dates_say_why(text: str, why: str) -> None:
+    from agent.system.clock import BadDate, parse_http_date
+
+    with pytest.raises(BadDate, match=why):
+        parse_http_date(text)
