@@ -221,27 +221,47 @@ def _settle(future: Any, started: float, grace: float) -> Handshake:
     )
 
 
+@dataclass(frozen=True)
+class Contexts:
+    """The two TLS contexts of :func:`reach`, built once and shared by every endpoint."""
+
+    alpn: tuple[str, ...]
+    verified: Any
+    unverified: Any
+
+
+def contexts(ca_file: str | None, identity: Identity | None, alpn: Sequence[str] = ()) -> Contexts:
+    """The verified (bundle + device identity) and unverified contexts for ``alpn``.
+
+    Raises ReachSetupError: ``bad_bundle`` when the bundle alone cannot be loaded, else
+    ``identity_unusable``.
+    """
+    try:
+        verified = tls_context(ca_file, identity, verify=True, alpn=alpn)
+    except ReachSetupError:
+        if ca_file is not None:  # the bundle alone: a bad one is named as such
+            tls_context(ca_file, None, verify=True, alpn=alpn)
+        raise
+    # Not verifying, so the trust store does not matter: the bundle spares s2n from loading the
+    # system's (~150 roots, ~1 MB kept resident).
+    unverified = tls_context(ca_file, None, verify=False, alpn=alpn)
+    return Contexts(tuple(alpn), verified, unverified)
+
+
 def reach(
     host: str,
     port: int,
+    tls: Contexts,
     *,
-    ca_file: str | None,
-    identity: Identity | None,
-    alpn: Sequence[str] = (),
     timeout: float = 5.0,
     grace: float = 1.0,
 ) -> Reach:
     """Handshake with ``host:port`` as the nucleus would, plus the unverified comparison.
 
-    Takes at most ``timeout`` + 2 x ``grace`` seconds. Raises ReachSetupError when the TLS
-    context cannot be built (unreadable bundle, unusable certificate or key).
+    Takes at most ``timeout`` + 2 x ``grace`` seconds.
     """
-    if ca_file is not None:  # the bundle alone first, so a bad one is named as such
-        tls_context(ca_file, None, verify=True, alpn=alpn)
-    verified_ctx = tls_context(ca_file, identity, verify=True, alpn=alpn)
-    # Not verifying, so the trust store does not matter: the bundle spares s2n from loading the
-    # system's (~150 roots, ~1 MB kept resident).
-    unverified_ctx = tls_context(ca_file, None, verify=False, alpn=alpn)
+    alpn = tls.alpn
+    verified_ctx, unverified_ctx = tls.verified, tls.unverified
     started = time.monotonic()
     deadline = started + timeout
     # TCP gives up well before the deadline, so a silent port (SYN dropped) surfaces as

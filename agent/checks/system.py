@@ -260,8 +260,10 @@ def probe_endpoints(
     from agent.aws.reach import (
         REFUSED_ERRORS,
         TCP_TIMEOUT_ERRORS,
+        Contexts,
         Identity,
         ReachSetupError,
+        contexts,
         reach,
     )
     from agent.pkcs11 import Pkcs11Error, token_key
@@ -312,21 +314,30 @@ def probe_endpoints(
         identity = Identity(cert, key_file=key)
     timeout = cfg.timeout_seconds
 
-    def one(target: Target) -> Reach:
-        return reach(
-            target.host, target.port, ca_file=bundle, identity=identity, alpn=target.alpn,
-            timeout=timeout,
-        )  # fmt: skip
+    by_alpn: dict[tuple[str, ...], Contexts] = {}
+
+    def tls_for(alpn: tuple[str, ...]) -> Contexts:
+        if alpn not in by_alpn:
+            by_alpn[alpn] = contexts(bundle, identity, alpn)
+        return by_alpn[alpn]
 
     try:
-        with ThreadPoolExecutor(max_workers=max(1, len(found))) as pool:
-            firsts = list(pool.map(one, found))
+        for target in found:
+            tls_for(target.alpn)
+            if target.alternative is not None:
+                tls_for(target.alternative[2])
     except ReachSetupError as exc:
         return unknown(
             exc.reason,
             f"not probed: {exc}",
             "see certificate.readable for the file at fault",
         )
+
+    def one(target: Target) -> Reach:
+        return reach(target.host, target.port, by_alpn[target.alpn], timeout=timeout)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(found))) as pool:
+        firsts = list(pool.map(one, found))
     offline = network_down(firsts)
     alternatives: dict[str, Reach] = {}
     blocked = [
@@ -340,7 +351,7 @@ def probe_endpoints(
         def alt(target: Target) -> Reach:
             assert target.alternative is not None
             host, port, alpn = target.alternative
-            return reach(host, port, ca_file=bundle, identity=identity, alpn=alpn, timeout=timeout)
+            return reach(host, port, by_alpn[alpn], timeout=timeout)
 
         with ThreadPoolExecutor(max_workers=len(blocked)) as pool:
             alternatives = dict(zip([t.name for t in blocked], pool.map(alt, blocked), strict=True))
