@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 UNKNOWN_RETRY_S = 60
 """An endpoint verdict without a network answer is probed again after at most this long."""
+_NO_ANSWER = frozenset({"network_down", "timeout"})
 
 
 @dataclass
@@ -244,8 +245,10 @@ def endpoints(ctx: CheckContext) -> Iterable[CheckResult]:
     now = time.monotonic()
     if state.endpoints_key == key and state.endpoints_at is not None:
         age = now - state.endpoints_at
-        unknown = any(r.status is Status.UNKNOWN for r in state.endpoint_results)
-        limit = min(cfg.refresh_seconds, UNKNOWN_RETRY_S) if unknown else cfg.refresh_seconds
+        # No answer: asked again soon. Not a set-up failure: a PIN the token refused must not
+        # be tried every minute (tokens lock after a few wrong PINs); it waits for a change.
+        unanswered = any(r.details.get("reason") in _NO_ANSWER for r in state.endpoint_results)
+        limit = min(cfg.refresh_seconds, UNKNOWN_RETRY_S) if unanswered else cfg.refresh_seconds
         if age < limit:
             return state.endpoint_results
     out = probe_endpoints(ctx, found, missing)
