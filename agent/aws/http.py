@@ -145,11 +145,14 @@ class HttpClient:
         *,
         timeout: float,
         tls: TlsSettings | None = None,
+        aws_time: bool = True,
     ) -> Response:
         """Send one request and read the whole answer before ``timeout`` seconds pass.
 
         ``path`` includes the query string. Raises AwsError (unreachable/timeout) when no
-        answer came; an HTTP error status is a Response, not an exception.
+        answer came; an HTTP error status is a Response, not an exception. ``aws_time=False``:
+        the answer's ``Date`` is not AWS's time (a server on the device) and is not recorded
+        in :attr:`date_seen`.
         """
         deadline = time.monotonic() + timeout
         tls_settings = (tls or TlsSettings()) if endpoint.tls else None
@@ -161,7 +164,9 @@ class HttpClient:
         for attempt in (1, 2):
             conn, reused = self._acquire(key, endpoint, tls_settings, deadline, where)
             try:
-                response = self._exchange(conn, method, path, headers, body, deadline, where)
+                response = self._exchange(
+                    conn, method, path, headers, body, deadline, where, aws_time
+                )
             except AwsError as exc:
                 conn.close()
                 # A kept-alive connection the server closed meanwhile fails at once; one retry
@@ -273,6 +278,7 @@ class HttpClient:
         body: bytes | None,
         deadline: float,
         where: str,
+        aws_time: bool = True,
     ) -> Response:
         from awscrt.http import HttpHeaders, HttpRequest
 
@@ -303,7 +309,7 @@ class HttpClient:
         for name, value in exchange.headers:
             lower = name.lower()
             merged[lower] = f"{merged[lower]},{value}" if lower in merged else value
-        if "date" in merged:
+        if aws_time and "date" in merged:
             self.date_seen = DateSeen(merged["date"], where.split(" ", 1)[1], wall, mono)
         log.debug("aws_http", method=method, url=where.split(" ", 1)[1], status=status)
         return Response(int(status), merged, b"".join(exchange.chunks))

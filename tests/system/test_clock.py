@@ -208,3 +208,22 @@ def test_bad_http_dates_say_why(text: str, why: str) -> None:
 
     with pytest.raises(BadDate, match=why):
         parse_http_date(text)
+
+
+def test_the_token_exchange_service_on_the_device_is_not_aws_time(date_peer: DatePeer) -> None:
+    """The TES container endpoint is the nucleus on the device: its Date is the device's own
+    clock, and must not pass for AWS's."""
+    from agent.aws.container import from_container
+    from agent.errors import AwsError
+
+    date_peer.date = http_date(timedelta(hours=3))
+    http = HttpClient()
+    env = {
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{date_peer.url}/2016-11-01/credentialprovider/",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN": "tes-token",
+    }
+    with pytest.raises(AwsError):  # the peer answers 403
+        from_container(env, http, timeout=5, role_alias=None)
+    assert date_peer.requests and http.date_seen is None
+    http.request("GET", parse_endpoint(date_peer.url, what="sts"), "/", [], None, timeout=5)
+    assert http.date_seen is not None and http.date_seen.value == date_peer.date
