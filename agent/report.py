@@ -268,6 +268,31 @@ def summarize(results: Iterable[CheckResult]) -> dict[str, int]:
     return {s.value: counts.get(s, 0) for s in Status}
 
 
+CHECK_IDS = (
+    "certificate.readable",
+    "certificate.validity",
+    "certificate.key_quality",
+    "certificate.key_match",
+    "certificate.chain",
+    "certificate.permissions",
+    "subscription.publish_authorized",
+    "subscription.policy_lint",
+    "subscription.bridge",
+    "subscription.legacy_router",
+    "subscription.iot_policy",
+    "subscription.probe",
+    "s3.credentials",
+    "s3.identity",
+    "s3.bucket",
+    "s3.artifact",
+    "system.clock",
+    "system.endpoint",
+    "agent.publish",
+)
+"""The check ids of the SPEC catalogue (public API), listed in the JSON Schema as examples: not
+an enum, so a consumer of an older schema still accepts a report from a newer agent."""
+
+
 def json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of the report, derived from the dataclasses above."""
     from pydantic import TypeAdapter  # lazy: only the ``schema`` command pays for it
@@ -275,4 +300,7 @@ def json_schema() -> dict[str, Any]:
     schema = TypeAdapter(HealthReport).json_schema(mode="serialization")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "gg-health-agent health report"
+    check_id = schema["$defs"]["CheckResult"]["properties"]["id"]
+    check_id["description"] = "Public check id of the catalogue (alert rules key on it)"
+    check_id["examples"] = list(CHECK_IDS)
     return schema

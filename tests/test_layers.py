@@ -28,6 +28,7 @@ LAYER_OF = {
     "x509": "rules",
     "subscriptions": "rules",
     "s3": "rules",
+    "system": "rules",
     "greengrass": "greengrass",
     "aws": "aws",
     "transports": "transports",

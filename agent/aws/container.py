@@ -86,7 +86,9 @@ def from_container(
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     endpoint = replace(endpoint, base_path="")
     where = f"container credentials endpoint {endpoint.url(path)}"
-    response = http.request("GET", endpoint, path, headers, None, timeout=timeout)
+    # The container endpoint is the nucleus's token exchange service on this device: its Date is
+    # the device's own clock, useless to system.clock.
+    response = http.request("GET", endpoint, path, headers, None, timeout=timeout, aws_time=False)
     if response.status in (401, 403):
         raise _denied(response.status, response.body, where, role_alias, token is not None)
     if not response.ok:

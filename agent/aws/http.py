@@ -80,6 +80,24 @@ class Response:
         return 200 <= self.status < 300
 
 
+@dataclass(frozen=True)
+class DateSeen:
+    """The ``Date`` header of an answer and the local clock when it arrived.
+
+    ``system.clock`` compares the two: AWS stamps every answer with its own time (RFC 9110
+    section 6.6.1), so the answers a cycle already got measure the device clock for free.
+    """
+
+    value: str
+    """The header as sent (parsed by :mod:`agent.system.clock`, which judges bad ones)."""
+    url: str
+    """Where the answer came from (scheme, host, path; no query, so no secrets)."""
+    wall: float
+    """``time.time()`` when the answer was complete."""
+    monotonic: float
+    """``time.monotonic()`` at the same moment: tells a later step of the wall clock apart."""
+
+
 @dataclass
 class _Exchange:
     limit: int
@@ -114,6 +132,8 @@ class HttpClient:
         self._lock = threading.Lock()
         self._idle: dict[tuple[str, int, Any], list[Any]] = {}
         self._tls_contexts: dict[TlsSettings, tuple[Any, Any]] = {}
+        self.date_seen: DateSeen | None = None
+        """The ``Date`` header of the latest answer that had one (:class:`DateSeen`)."""
 
     def request(
         self,
@@ -125,11 +145,14 @@ class HttpClient:
         *,
         timeout: float,
         tls: TlsSettings | None = None,
+        aws_time: bool = True,
     ) -> Response:
         """Send one request and read the whole answer before ``timeout`` seconds pass.
 
         ``path`` includes the query string. Raises AwsError (unreachable/timeout) when no
-        answer came; an HTTP error status is a Response, not an exception.
+        answer came; an HTTP error status is a Response, not an exception. ``aws_time=False``:
+        the answer's ``Date`` is not AWS's time (a server on the device) and is not recorded
+        in :attr:`date_seen`.
         """
         deadline = time.monotonic() + timeout
         tls_settings = (tls or TlsSettings()) if endpoint.tls else None
@@ -141,7 +164,9 @@ class HttpClient:
         for attempt in (1, 2):
             conn, reused = self._acquire(key, endpoint, tls_settings, deadline, where)
             try:
-                response = self._exchange(conn, method, path, headers, body, deadline, where)
+                response = self._exchange(
+                    conn, method, path, headers, body, deadline, where, aws_time
+                )
             except AwsError as exc:
                 conn.close()
                 # A kept-alive connection the server closed meanwhile fails at once; one retry
@@ -262,6 +287,7 @@ class HttpClient:
         body: bytes | None,
         deadline: float,
         where: str,
+        aws_time: bool = True,
     ) -> Response:
         from awscrt.http import HttpHeaders, HttpRequest
 
@@ -287,10 +313,13 @@ class HttpClient:
         if exchange.too_large:  # the last chunk crossed the limit and the stream still ended well
             conn.close()
             raise self._too_large(where)
+        wall, mono = time.time(), time.monotonic()
         merged: dict[str, str] = {}
         for name, value in exchange.headers:
             lower = name.lower()
             merged[lower] = f"{merged[lower]},{value}" if lower in merged else value
+        if aws_time and "date" in merged:
+            self.date_seen = DateSeen(merged["date"], where.split(" ", 1)[1], wall, mono)
         log.debug("aws_http", method=method, url=where.split(" ", 1)[1], status=status)
         return Response(int(status), merged, b"".join(exchange.chunks))
 

@@ -18,8 +18,16 @@ from agent.report import CheckResult, PublishOutcome, Status
 
 if TYPE_CHECKING:  # the HTTP stack loads awscrt: only the areas that call AWS import it
     from agent.aws.http import HttpClient
+    from agent.system.clock import KernelClock
 
 T = TypeVar("T")
+
+
+def kernel_clock() -> KernelClock | None:
+    """The kernel's clock state (``adjtimex(2)``), read through the real syscall."""
+    from agent.system.clock import read_kernel_clock
+
+    return read_kernel_clock()
 
 
 def utc_now() -> datetime:
@@ -96,6 +104,10 @@ class CheckContext:
     """The live MQTT transport (``run`` only): what ``subscription.probe`` probes through."""
     http: HttpClient | None = None
     """The HTTP client of the AWS calls; by default one kept across cycles (connection reuse)."""
+    kernel_clock: Callable[[], KernelClock | None] = kernel_clock
+    """Where ``system.clock`` reads the kernel's NTP state: the syscall, or a test's stand-in."""
+    network: bool = True
+    """False in the demo: checks that need the network say so (UNKNOWN) instead of trying."""
     _once: dict[Callable[..., Any], Any] = field(default_factory=dict, repr=False)
 
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.checks.base import CheckContext, check
@@ -116,7 +116,7 @@ def validity(ctx: CheckContext) -> Iterable[CheckResult]:
     whole = state.validity_list
     reused = whole.get(inv.generation, (warn, crit), now)
     if reused is not None:
-        return reused
+        return _blame_the_clock(ctx, reused)
     memo = state.validity.begin()
     out: list[CheckResult] = []
     after, until = -math.inf, math.inf  # when some verdict of this list changes
@@ -134,7 +134,39 @@ def validity(ctx: CheckContext) -> Iterable[CheckResult]:
                 validity_result(entry, index, c, multi, days_left, phase, warn, crit),
             )
         )
-    return whole.put(inv.generation, (warn, crit), out, (after, until))
+    return _blame_the_clock(ctx, whole.put(inv.generation, (warn, crit), out, (after, until)))
+
+
+def _blame_the_clock(ctx: CheckContext, out: list[CheckResult]) -> list[CheckResult]:
+    """A certificate not yet valid (or expired) while the clock is known to be off says so.
+
+    Asks ``system.clock`` (imported here: the certificate area alone must not load the HTTP
+    stack) only when such a certificate exists; the cached list itself is left as it is.
+    """
+    suspects = [r.details.get("reason") in ("not_yet_valid", "expired") for r in out]
+    if not any(suspects):
+        return out
+    from agent.checks.system import clock_blame
+
+    blamed: list[CheckResult] = []
+    for r, suspect in zip(out, suspects, strict=True):
+        note = (
+            clock_blame(ctx, -1 if r.details["reason"] == "not_yet_valid" else 1)
+            if suspect
+            else None
+        )
+        if note is None:
+            blamed.append(r)
+            continue
+        blamed.append(
+            replace(
+                r,
+                message=f"{r.message}; {note}",
+                details={**r.details, "clock_suspect": True},
+                remediation=f"fix the device clock first (system.clock); {r.remediation}",
+            )
+        )
+    return blamed
 
 
 @check("certificate.key_quality")

@@ -14,6 +14,8 @@ AREAS: dict[str, str | None] = {
     "certificate": "agent.checks.certificates",
     "subscription": "agent.checks.subscriptions",
     "s3": "agent.checks.s3",
+    # After s3: system.clock reads the Date of the AWS answers the s3 area got this cycle.
+    "system": "agent.checks.system",
     "agent": "agent.checks.agent_health",
 }
 

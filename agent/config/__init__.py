@@ -16,7 +16,7 @@ _HOMES = {
         "DEFAULT_COMPONENT_NAME DEFAULT_HEALTH_TOPIC MAX_PROBE_PREFIX_BYTES AgentConfig "
         "BucketAccess BucketConfig CertificatesConfig CredentialsSource FileTransportConfig "
         "MqttConfig Pkcs11Config S3Config S3CredentialsConfig ShadowConfig SpoolConfig "
-        "SubscriptionsConfig Transport"
+        "SubscriptionsConfig SystemConfig Transport"
     ),
     "layering": "build_config deep_merge describe_validation_error load_config_file",
     "names": "MAX_TOPIC_BYTES MAX_TOPIC_SLASHES validate_publish_topic",

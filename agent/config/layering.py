@@ -79,15 +79,39 @@ def build_config(*layers: Mapping[str, Any], source: str = "configuration") -> A
 def describe_validation_error(exc: ValidationError, source: str) -> str:
     """One paragraph naming each bad key path, e.g. ``certificates.warnDays``."""
     problems = []
+    unknown: set[str] = set()
     for err in exc.errors():
         path = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
             problems.append(f"unknown key '{path}'")
+            unknown.add(path)
         else:
             # Not "'key': message": the scrubbing of secrets reads "userPin': X" as a PIN and
             # would redact the message; pydantic's messages never echo a secret's value.
             problems.append(f"'{path}' - {err['msg']}")
-    return f"invalid {source}: " + "; ".join(problems)
+    message = f"invalid {source}: " + "; ".join(problems)
+    # The agent has a ``system`` block of its own (system.refreshSeconds...), so a nucleus
+    # configuration given as --config no longer fails on 'system' alone: say what it is.
+    if unknown & _GREENGRASS_KEYS:
+        message += (
+            " - this is a Greengrass configuration (the nucleus's system and services blocks), "
+            "not the agent's: name its root with --greengrass-root instead"
+        )
+    return message
+
+
+_GREENGRASS_KEYS = frozenset(
+    {
+        "services",
+        "system.certificateFilePath",
+        "system.privateKeyPath",
+        "system.rootCaPath",
+        "system.rootpath",
+        "system.rootPath",
+        "system.thingName",
+    }
+)
+"""Keys of a Greengrass ``effectiveConfig.yaml`` / nucleus-lite ``config.yaml``."""
 
 
 def load_config_file(path: Path) -> dict[str, Any]:

@@ -221,6 +221,17 @@ class ShadowConfig(_Model):
     """Publish an unchanged summary again after this long, so a silent device stands out."""
 
 
+class SystemConfig(_Model):
+    """``system.*``: the clock and endpoint checks (not the nucleus's own ``system`` block)."""
+
+    refresh_seconds: int = Field(900, ge=0, le=7 * 24 * 3600)
+    """Probe the endpoints, and send a request only to read AWS's ``Date``, at most this often
+    (0: every cycle); the endpoints again at once when the nucleus endpoints, the device
+    certificate, key or root CA bundle change."""
+    timeout_seconds: float = Field(5.0, gt=0, le=60)
+    """Per endpoint handshake, and for the one ``Date`` request."""
+
+
 class AgentConfig(_Model):
     """The whole configuration of the agent."""
 
@@ -236,6 +247,7 @@ class AgentConfig(_Model):
     spool: SpoolConfig = SpoolConfig()
     file: FileTransportConfig = FileTransportConfig()
     shadow: ShadowConfig = ShadowConfig()
+    system: SystemConfig = SystemConfig()
     access_control: dict[str, Any] = Field(default_factory=dict)
     """The component's own IPC authorization; the nucleus reads it, the agent audits it."""
 
