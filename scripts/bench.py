@@ -540,25 +540,49 @@ class ChildRun:
 
     wall_s: float
     peak_rss_mb: float
-    """``ru_maxrss`` of the child alone (``wait4``), not of the bench."""
+    """``ru_maxrss`` of the agent process alone (``wait4`` in the launcher), not of the bench."""
     output: bytes
+
+
+# Linux keeps a process's peak RSS across execve, and a child starts as a copy (or, with
+# vfork, a borrower) of its parent's memory: the agent's ru_maxrss would be at least the
+# bench's own RSS (100+ MB once it has parsed a few reports). So a small launcher (an
+# interpreter without site, ~9 MB) forks the agent and reports the agent's own rusage.
+_LAUNCHER = """
+import os, sys, time
+start = time.perf_counter_ns()
+pid = os.fork()
+if pid == 0:
+    fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 2)
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter_ns() - start
+code = os.waitstatus_to_exitcode(status)
+os.write(int(sys.argv[1]), b"%d %d %d" % (code, usage.ru_maxrss, wall))
+"""
 
 
 def run_child(cmd: list[str], cwd: Path) -> ChildRun:
     """Run ``cmd`` to completion with its output in a file (as ``> report.json`` would)."""
+    read_end, write_end = os.pipe()
     with tempfile.TemporaryFile() as out:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, cwd=cwd)
-        # wait4, not Popen.wait: the rusage of this child alone (RUSAGE_CHILDREN would mix in
-        # every earlier child of the bench and keep their maximum).
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        subprocess.run(
+            [sys.executable, "-S", "-c", _LAUNCHER, str(write_end), *cmd],
+            stdout=out,
+            cwd=cwd,
+            pass_fds=(write_end,),  # the launcher's answer: exit status and ru_maxrss
+            check=True,
+        )
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as answer:
+            # The wall time is the agent's, fork to exit, without the launcher's start.
+            code, maxrss_kib, wall_ns = map(int, answer.read().split())
         out.seek(0)
         data = out.read()
-    if proc.returncode not in (0, 1, 2, 3):
-        raise SystemExit(f"{cmd} failed ({proc.returncode}): {data[-2000:]!r}")
-    return ChildRun(wall, usage.ru_maxrss / 1024, data)  # ru_maxrss is in KiB on Linux
+    if code not in (0, 1, 2, 3):
+        raise SystemExit(f"{cmd} failed ({code}): {data[-2000:]!r}")
+    return ChildRun(wall_ns / 1e9, maxrss_kib / 1024, data)  # ru_maxrss is in KiB on Linux
 
 
 def bench_scale(tree: CertTree, runs: int, per_file: float) -> list[Row]:
