@@ -267,6 +267,8 @@ def to_json(item: HealthReport | CheckResult) -> str:
 
 
 _EMPTY_CHECKS = '"checks":[]'
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+"""The encoder of :func:`to_json` (json.dumps's defaults, compact separators)."""
 
 
 def json_chunks(report: HealthReport, batch: int = 1000) -> Iterator[str]:
@@ -281,9 +283,9 @@ def json_chunks(report: HealthReport, batch: int = 1000) -> Iterator[str]:
     yield head[:at]
     checks = report.checks
     for start in range(0, len(checks), batch):
-        text = ",".join(
-            json.dumps(r.to_dict(), separators=(",", ":")) for r in checks[start : start + batch]
-        )
+        # One C-level encode of the batch as a list, brackets cut: json.dumps per result would
+        # build an encoder per call, slower than the single string it replaces.
+        text = _COMPACT.encode([r.to_dict() for r in checks[start : start + batch]])[1:-1]
         yield text if start == 0 else "," + text
     yield head[at:]
 
