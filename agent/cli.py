@@ -197,16 +197,24 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from agent.render import render_text
-    from agent.report import to_json
-    from agent.runner import check_once, load_settings
+    from agent.render import text_pieces
+    from agent.report import json_chunks
+    from agent.runner import check_once, gc_paused, load_settings
 
     settings = load_settings(args.greengrass_root, args.config, _flags(args))
     report = check_once(settings, args.only)
-    if args.format == "json":
-        STDOUT.write(to_json(report) + "\n")
-    else:
-        STDOUT.write(render_text(report, colour=STDOUT.isatty()))
+    # The JSON form builds a dict per result (30,000 for 10,000 certificates), all acyclic:
+    # with the collector on they trigger full collections over the whole report (~30 ms).
+    with gc_paused():
+        if args.format == "json":
+            # Written in pieces, not as one string (67 MB for 100,000 certificates); the text
+            # form below likewise.
+            for piece in json_chunks(report):
+                STDOUT.write(piece)
+            STDOUT.write("\n")
+        else:
+            for piece in text_pieces(report, colour=STDOUT.isatty()):
+                STDOUT.write(piece)
     return report.status.exit_code
 
 

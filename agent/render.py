@@ -6,6 +6,7 @@ status word on it is coloured: the only escape sequences in the output are the c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import groupby
 
 from agent.printable import printable
@@ -19,6 +20,7 @@ _COLOURS = {
 }
 _RESET = "\033[0m"
 _MAX_TARGET = 48
+_PIECE_LINES = 1000
 
 
 def _shorten(text: str, width: int) -> str:
@@ -28,13 +30,22 @@ def _shorten(text: str, width: int) -> str:
 
 def render_text(report: HealthReport, *, colour: bool = False) -> str:
     """Render ``report`` for people."""
+    return "".join(text_pieces(report, colour=colour))
 
-    lines: list[tuple[str, Status | None]] = []
-    """Each line as plain text, and the status whose word on it is coloured."""
+
+def text_pieces(report: HealthReport, *, colour: bool = False) -> Iterator[str]:
+    """:func:`render_text` in pieces of at most :data:`_PIECE_LINES` lines: ``check`` writes
+    them as they come, so 300,000 rows (100,000 certificates) are never one string."""
 
     def area_rank(item: tuple[str, list[CheckResult]]) -> tuple[int, str]:
         area, results = item
         return (-max(r.status.severity for r in results), area)
+
+    def done(lines: list[tuple[str, Status | None]]) -> str:
+        """The lines as printed: made printable, then the status word coloured."""
+        return "".join(
+            _paint(printable(text), status if colour else None) + "\n" for text, status in lines
+        )
 
     by_area = sorted(
         (
@@ -45,33 +56,35 @@ def render_text(report: HealthReport, *, colour: bool = False) -> str:
         ),
         key=area_rank,
     )
-    lines.append(
-        (
-            f"gg-health-agent {report.agent_version} — thing {report.thing_name} — "
-            f"{report.generated_at}",
-            None,
-        )
+    yield done(
+        [
+            (
+                f"gg-health-agent {report.agent_version} — thing {report.thing_name} — "
+                f"{report.generated_at}",
+                None,
+            )
+        ]
     )
     for area, results in by_area:
         results.sort(key=lambda r: (-r.status.severity, r.id, r.target))
         id_width = max(len(r.id) for r in results)
         # Escaped first, so that widths count what the terminal shows.
-        targets = {id(r): printable(r.target) for r in results}
-        target_width = min(_MAX_TARGET, max(len(t) for t in targets.values()))
-        lines += [("", None), (f"[{area}]", None)]
-        for r in results:
-            target = _shorten(targets[id(r)], target_width)
+        targets = [printable(r.target) for r in results]
+        target_width = min(_MAX_TARGET, max(len(t) for t in targets))
+        lines: list[tuple[str, Status | None]] = [("", None), (f"[{area}]", None)]
+        for r, shown in zip(results, targets, strict=True):
+            target = _shorten(shown, target_width)
             row = f"  {r.status.value:<8} {r.id:<{id_width}}  {target:<{target_width}}  {r.message}"
             lines.append((row, r.status))
             if r.status is not Status.OK and r.remediation:
                 lines.append((f"  {'':<8} {'':<{id_width}}  ↳ fix: {r.remediation}", None))
+            if len(lines) >= _PIECE_LINES:
+                yield done(lines)
+                lines = []
+        yield done(lines)
     counts = ", ".join(f"{n} {s}" for s, n in report.summary.items() if n)
-    lines += [
-        ("", None),
-        (f"Overall: {report.status.value} ({counts or 'no results'})", report.status),
-    ]
-    return "".join(
-        _paint(printable(text), status if colour else None) + "\n" for text, status in lines
+    yield done(
+        [("", None), (f"Overall: {report.status.value} ({counts or 'no results'})", report.status)]
     )
 
 

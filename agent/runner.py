@@ -82,7 +82,7 @@ def check_once(
     ctx = CheckContext(
         config=settings.config,
         greengrass=settings.greengrass,
-        kept=Kept() if kept is None else kept,
+        kept=Kept(one_shot=True) if kept is None else kept,
         **context,
     )
     return build_report(checks_for(only or AREAS), ctx, sequence=sequence)

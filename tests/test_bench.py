@@ -25,8 +25,11 @@ ROWS = (
     "`run --transport stdout --only certificate`",
     "`run`: S3/STS requests",
     "S3 probes of 50 artifacts",
-    "20 certificates: first check",
-    "20 certificates: unchanged re-check",
+    "20 certificates: CLI `check --only certificate --format json` (fresh process)",
+    "20 certificates: CLI `check --only certificate --format text` (fresh process)",
+    "20 certificates: CLI `duration_ms`",
+    "20 certificates: first check (in process)",
+    "20 certificates: unchanged re-check (in process)",
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jsonschema
@@ -9,10 +10,12 @@ import pytest
 
 from agent.report import (
     CheckResult,
+    Chunk,
     Finding,
     HealthReport,
     Status,
     fold,
+    json_chunks,
     json_schema,
     to_json,
     worst,
@@ -147,3 +150,26 @@ def test_fold_says_a_shared_consequence_once_after_every_finding() -> None:
         "in another region",
     ]
     assert fold("s3.artifact", "s3://b/k", findings[3:], "readable").message == "readable"
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 2500])
+@pytest.mark.parametrize("chunked", [False, True])
+def test_json_in_pieces_is_the_same_text(count: int, chunked: bool) -> None:
+    # check --format json writes the report in pieces (issue 20); a key-like text inside a
+    # target or thing name must not be taken for the "checks" key.
+    results = [
+        CheckResult("certificate.readable", Status.OK, f'/c/"checks":[]{i}', "ok", {"n": i})
+        for i in range(count)
+    ]
+    report = HealthReport.build(
+        results,
+        agent_version="1.0.0",
+        thing_name='thing "checks":[]',
+        generated_at="2026-01-01T00:00:00Z",
+        sequence=3,
+        duration_ms=1.0,
+    )
+    if chunked:
+        report = dataclasses.replace(report, chunk=Chunk(index=1, total=2))
+    for batch in (1, 3, 1000):
+        assert "".join(json_chunks(report, batch)) == to_json(report)

@@ -44,8 +44,11 @@ class Kept:
     area keeps is written down in one class, and no area can read another's by accident.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, one_shot: bool = False) -> None:
         self._by_type: dict[type, object] = {}
+        self.one_shot = one_shot
+        """No cycle follows (``check``): state that only serves the next cycle (caches, memos of
+        results) need not be built; with 100,000 certificates it is a third of the memory."""
 
     def get(self, kind: type[T]) -> T:
         """The kept ``kind``, created (without arguments) on first use."""

@@ -66,7 +66,10 @@ def _sources(ctx: CheckContext) -> Sources:
 
 def _collect(ctx: CheckContext) -> Inventory:
     state = ctx.kept.get(CertificateState)
-    inv, state.files = collect(_sources(ctx), state.files)
+    inv, files = collect(_sources(ctx), state.files)
+    if ctx.kept.one_shot:
+        return inv  # no next cycle to reuse the parsed files for: let them go with the report
+    state.files = files
     inv.continues(state.last_inventory)
     state.last_inventory = inv
     return inv
@@ -97,7 +100,7 @@ def readable(ctx: CheckContext) -> Iterable[CheckResult]:
         )
         for u in inv.unconfigured
     ]
-    memo = state.readable.begin()
+    memo = state.readable.begin(keep=not ctx.kept.one_shot)
     for entry in inv.entries:
         key, token = (entry.path, entry.role), (entry.outcome, ctx.privileged)
         out.append(
@@ -117,7 +120,7 @@ def validity(ctx: CheckContext) -> Iterable[CheckResult]:
     reused = whole.get(inv.generation, (warn, crit), now)
     if reused is not None:
         return _blame_the_clock(ctx, reused)
-    memo = state.validity.begin()
+    memo = state.validity.begin(keep=not ctx.kept.one_shot)
     out: list[CheckResult] = []
     after, until = -math.inf, math.inf  # when some verdict of this list changes
     for entry, pem, index in inv.certificates():
@@ -178,7 +181,7 @@ def key_quality(ctx: CheckContext) -> Iterable[CheckResult]:
     reused = whole.get(inv.generation, None)
     if reused is not None:
         return reused
-    memo = state.key_quality.begin()
+    memo = state.key_quality.begin(keep=not ctx.kept.one_shot)
     out: list[CheckResult] = []
     for entry, pem, index in inv.certificates():
         c, multi = pem.certs[index], len(pem.certs) > 1

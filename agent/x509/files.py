@@ -92,7 +92,15 @@ def read_bounded(path: str, cap: int = MAX_PEM_BYTES) -> tuple[bytes, os.stat_re
         checked = check_regular(os.fstat(fd), cap)
         if isinstance(checked, Problem):
             return checked
-        data = _read_up_to(fd, cap + 1)
+        # One read of the size fstat gave, plus one byte: getting exactly st_size bytes back
+        # is the end of the file, so a certificate costs one read call and a buffer of its
+        # own size (asking for cap + 1 allocated 256 KiB per file and took a second read to
+        # see the end). Anything else - the file grew (the request filled), shrank, or
+        # st_size lies as in procfs - is read on to the end, cap + 1 bytes at most, as before.
+        want = min(checked.st_size, cap) + 1
+        data = os.read(fd, want)
+        if len(data) != checked.st_size and 0 < len(data) <= cap:
+            data += _read_up_to(fd, cap + 1 - len(data))
     except OSError as exc:
         return os_problem(exc)
     finally:

@@ -65,10 +65,12 @@ class ResultMemo:
     def __init__(self) -> None:
         self._previous: dict[Hashable, tuple[Any, CheckResult]] = {}
         self._current: dict[Hashable, tuple[Any, CheckResult]] = {}
+        self._keep = True
 
-    def begin(self) -> ResultMemo:
-        """Start a cycle: the last one's results become the reusable ones."""
-        self._previous, self._current = self._current, {}
+    def begin(self, *, keep: bool = True) -> ResultMemo:
+        """Start a cycle: the last one's results become the reusable ones. With ``keep``
+        false (no next cycle) nothing is remembered."""
+        self._previous, self._current, self._keep = self._current, {}, keep
         return self
 
     def get(self, key: Hashable, token: Any) -> CheckResult | None:
@@ -81,7 +83,8 @@ class ResultMemo:
 
     def put(self, key: Hashable, token: Any, made: CheckResult) -> CheckResult:
         """Remember ``made`` for the next cycle and return it."""
-        self._current[key] = (token, made)
+        if self._keep:
+            self._current[key] = (token, made)
         return made
 
 

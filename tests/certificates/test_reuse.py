@@ -124,3 +124,21 @@ def test_a_file_replaced_by_a_non_certificate_leaves_the_report(
     found = _lists(run, gg_root, store, kept)["certificate.readable"]
     assert str(target) not in {r.target for r in found}
     assert len(found) == 12 + 2
+
+
+def test_a_one_shot_check_keeps_nothing_for_a_next_cycle_and_says_the_same(
+    gg_root: GreengrassRoot, store: Path
+) -> None:
+    # `check` has no next cycle (issue 20): the parsed-file cache and the result memos are not
+    # built, which must not change a single result.
+    from agent.checks.certificates import CHECKS
+
+    def results(kept: Kept) -> list[Any]:
+        ctx = make_context(gg_root, _config(store), kept=kept)
+        return [(r.id, r.status, r.target, r.message, r.details) for c in CHECKS for r in c(ctx)]
+
+    running, one_shot = Kept(), Kept(one_shot=True)
+    assert results(one_shot) == results(running)
+    state = one_shot.get(CertificateState)
+    assert state.files is None and state.last_inventory is None
+    assert running.get(CertificateState).files
