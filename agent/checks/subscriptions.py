@@ -209,6 +209,12 @@ def publish_authorized(ctx: CheckContext) -> Iterable[CheckResult]:
             f"deployment configuration merge): {snippet}"
         )
         reason = "not_granted"
+    return _publish_refused(component, topic, message, fix, reason)
+
+
+def _publish_refused(
+    component: str, topic: str, message: str, fix: str, reason: str
+) -> list[CheckResult]:
     return [
         result(
             PUBLISH,
@@ -267,19 +273,7 @@ def _lite_publish_authorized(ctx: CheckContext, component: str, topic: str) -> l
         message = f"{decision.why}: nucleus lite refuses to publish the health report"
         fix = f"add to the configuration of {component}: {snippet}"
         reason = "not_granted"
-    return [
-        result(
-            PUBLISH,
-            Status.CRITICAL,
-            topic,
-            message,
-            fix,
-            component=component,
-            service=MQTT_PROXY,
-            operation=PUBLISH_TO_IOT_CORE,
-            reason=reason,
-        )
-    ]
+    return _publish_refused(component, topic, message, fix, reason)
 
 
 @check(LINT)

@@ -225,13 +225,7 @@ def _read(config_path: Path, root: Path) -> GreengrassRoot:
     store = _lite_store(root)
     if store is None:
         return GreengrassRoot(root=root, config_path=config_path, lite=True, raw=raw)
-    return GreengrassRoot(
-        root=root,
-        config_path=config_path,
-        lite=True,
-        raw=_overlay(raw, store[1]),
-        store_path=store[0],
-    )
+    return _with_store(root, config_path, raw, store)
 
 
 def _read_lite_root(root: Path, config_dir: Path) -> GreengrassRoot:
@@ -249,6 +243,13 @@ def _read_lite_root(root: Path, config_dir: Path) -> GreengrassRoot:
             # (ggconfigd.c: ggconfig_load_file, ggconfig_load_dir), so a fragment broken since
             # then changes nothing the agent reads; the store is the device's truth.
             raw = {}
+    return _with_store(root, config_path, raw, store)
+
+
+def _with_store(
+    root: Path, config_path: Path, raw: Mapping[str, Any], store: tuple[Path, Mapping[str, Any]]
+) -> GreengrassRoot:
+    """A lite root: the store's values over the initial YAML."""
     return GreengrassRoot(
         root=root,
         config_path=config_path,
