@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.aws.endpoints import dns_suffix, parse_endpoint
+from agent.aws.endpoints import Endpoint, dns_suffix, parse_endpoint
 from agent.aws.reach import (
     ALPN_MQTT,
     DNS_ERRORS,
@@ -76,6 +76,21 @@ def _int(value: Any, default: int) -> int:
     return port if 0 < port < 65536 else default
 
 
+def _configured(
+    nucleus: Mapping[str, Any], setting: str, role: str, missing: list[Unconfigured]
+) -> Endpoint | None:
+    """The endpoint the nucleus setting names, or None with the reason added to ``missing``."""
+    raw = nucleus.get(setting)
+    if not isinstance(raw, str) or not raw.strip():
+        missing.append(Unconfigured(role, setting, f"{setting} is not configured"))
+        return None
+    try:
+        return parse_endpoint(raw, what=setting)
+    except AwsError as exc:
+        missing.append(Unconfigured(role, setting, str(exc)))
+        return None
+
+
 def targets(
     nucleus: Mapping[str, Any], region: str, env: Mapping[str, str]
 ) -> tuple[list[Target], list[Unconfigured]]:
@@ -85,52 +100,34 @@ def targets(
     mqtt = nucleus.get("mqtt") if isinstance(nucleus.get("mqtt"), Mapping) else {}
     mqtt_port = _int((mqtt or {}).get("port"), MQTT_PORT)
     data_host: str | None = None
-    raw_data = nucleus.get("iotDataEndpoint")
-    if isinstance(raw_data, str) and raw_data.strip():
-        try:
-            data = parse_endpoint(raw_data, what="iotDataEndpoint")
-        except AwsError as exc:
-            missing.append(Unconfigured("iot_data", "iotDataEndpoint", str(exc)))
-        else:
-            data_host = data.host
-            alternative = None
-            if mqtt_port != HTTPS_PORT:
-                override = env.get("AWS_ENDPOINT_URL_IOT_DATA_PLANE")
-                alt_host, alt_port = data.host, HTTPS_PORT
-                if override:
-                    try:
-                        alt = parse_endpoint(override, what="AWS_ENDPOINT_URL_IOT_DATA_PLANE")
-                        alt_host, alt_port = alt.host, alt.port
-                    except AwsError:
-                        pass
-                alternative = (alt_host, alt_port, (ALPN_MQTT,))
-            found.append(
-                Target(
-                    "iot_data",
-                    data.host,
-                    mqtt_port,
-                    (ALPN_MQTT,) if mqtt_port == HTTPS_PORT else (),
-                    "iotDataEndpoint, mqtt.port",
-                    alternative,
-                    "mqtt.port",
-                )
+    data = _configured(nucleus, "iotDataEndpoint", "iot_data", missing)
+    if data is not None:
+        data_host = data.host
+        alternative = None
+        if mqtt_port != HTTPS_PORT:
+            override = env.get("AWS_ENDPOINT_URL_IOT_DATA_PLANE")
+            alt_host, alt_port = data.host, HTTPS_PORT
+            if override:
+                try:
+                    alt = parse_endpoint(override, what="AWS_ENDPOINT_URL_IOT_DATA_PLANE")
+                    alt_host, alt_port = alt.host, alt.port
+                except AwsError:
+                    pass
+            alternative = (alt_host, alt_port, (ALPN_MQTT,))
+        found.append(
+            Target(
+                "iot_data",
+                data.host,
+                mqtt_port,
+                (ALPN_MQTT,) if mqtt_port == HTTPS_PORT else (),
+                "iotDataEndpoint, mqtt.port",
+                alternative,
+                "mqtt.port",
             )
-    else:
-        missing.append(
-            Unconfigured("iot_data", "iotDataEndpoint", "iotDataEndpoint is not configured")
         )
-    raw_cred = nucleus.get("iotCredEndpoint")
-    if isinstance(raw_cred, str) and raw_cred.strip():
-        try:
-            cred = parse_endpoint(raw_cred, what="iotCredEndpoint")
-        except AwsError as exc:
-            missing.append(Unconfigured("iot_credentials", "iotCredEndpoint", str(exc)))
-        else:
-            found.append(Target("iot_credentials", cred.host, cred.port, (), "iotCredEndpoint"))
-    else:
-        missing.append(
-            Unconfigured("iot_credentials", "iotCredEndpoint", "iotCredEndpoint is not configured")
-        )
+    cred = _configured(nucleus, "iotCredEndpoint", "iot_credentials", missing)
+    if cred is not None:
+        found.append(Target("iot_credentials", cred.host, cred.port, (), "iotCredEndpoint"))
     plane_port = _int(nucleus.get("greengrassDataPlanePort"), DATA_PLANE_PORT)
     plane_setting = str(nucleus.get("greengrassDataPlaneEndpoint") or "").strip().lower()
     plane_host = (
