@@ -161,8 +161,11 @@ def test_stat_denied_permissions_are_unknown(open_base: Path, device: Issued) ->
 
 _CLI_CHILD = r"""
 import os, sys
+# Everything the commands import lazily, imported while still root: CI's checkout is a
+# mode-700 temporary directory that nobody may read (an installed agent is root-owned 0755).
 import agent.cli, agent.runner, agent.service, agent.config.files, agent.checks.registry
 import agent.checks.certificates, agent.checks.subscriptions, agent.checks.agent_health
+import agent.render, agent.report, agent.config.models, agent.log
 import agent.transports.stdout, yaml, pydantic
 if os.geteuid() == 0:
     os.setgroups([])
