@@ -98,6 +98,9 @@ class SubscriptionState:
     """When AWS IoT last told the certificate's policies, and what (``fetchIotPolicy``)."""
     policy_file: tuple[Hashable, list[IotPolicy]] | None = None
     """``iotPolicyFile``'s policies, under the path, files and stamps they were read from."""
+    lint: tuple[AccessControlIndex, bool, list[CheckResult]] | None = None
+    """The last lint, under the index and interpolation it was made from: asking the nucleus's
+    matcher about every resource costs milliseconds a policy, and configurations rarely change."""
 
 
 def _build_index(ctx: CheckContext) -> AccessControlIndex:
@@ -279,10 +282,13 @@ def _lite_publish_authorized(ctx: CheckContext, component: str, topic: str) -> l
 @check(LINT)
 def policy_lint(ctx: CheckContext) -> Iterable[CheckResult]:
     """Every component's accessControl: rejected, ignored or over-broad policies."""
-    verdicts = lint_access_control(
-        _index(ctx), interpolates=ctx.greengrass.interpolates_configuration
-    )
-    return [v.to_result(LINT) for v in verdicts]
+    index, interpolates = _index(ctx), ctx.greengrass.interpolates_configuration
+    state = ctx.kept.get(SubscriptionState)
+    if state.lint is not None and state.lint[:2] == (index, interpolates):
+        return list(state.lint[2])
+    results = [v.to_result(LINT) for v in lint_access_control(index, interpolates=interpolates)]
+    state.lint = (index, interpolates, results)
+    return list(results)
 
 
 @check(BRIDGE)

@@ -12,6 +12,7 @@ reproduced here for the single-threaded use the nucleus makes of them (OpenJDK 1
 from __future__ import annotations
 
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
@@ -67,12 +68,17 @@ def hash_set_order(items: Iterable[str]) -> list[str]:
     unique = list(dict.fromkeys(items))
     hashes = [h ^ (h >> 16) for h in map(string_hash, unique)]
     size = 16
+    per_bin: Counter[int] = Counter()
     for count, h in enumerate(hashes, start=1):
-        crowded = sum(1 for other in hashes[: count - 1] if (other ^ h) & (size - 1) == 0)
+        crowded = per_bin[h & (size - 1)]
+        per_bin[h & (size - 1)] += 1
+        before = size
         if crowded >= _TREEIFY and size < 64:
             size *= 2
         if count > size * 3 // 4:
             size *= 2
+        if size != before:  # a resize: count the bins anew (log n times in all)
+            per_bin = Counter(other & (size - 1) for other in hashes[:count])
     order = sorted(range(len(unique)), key=lambda i: (hashes[i] & (size - 1), i))
     return [unique[i] for i in order]
 

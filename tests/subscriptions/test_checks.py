@@ -417,3 +417,24 @@ def test_thing_name_that_makes_the_health_topic_too_long(root: Path) -> None:
     assert result.status is Status.CRITICAL
     assert result.details["reason"] == "topic_limit"
     assert "bytes long" in result.message
+
+
+def test_the_policy_lint_is_reused_until_the_configuration_changes(root: Path) -> None:
+    """Asking the nucleus's matcher about every resource costs milliseconds a policy: the lint
+    of an unchanged configuration is the last cycle's, a changed one is linted again."""
+    kept = make_context(write_root(root, _agent(agent_grant(HEALTH)))).kept
+
+    def cycle() -> list[CheckResult]:
+        ctx = make_context(root)
+        ctx.kept = kept
+        return list(policy_lint(ctx))
+
+    first = cycle()
+    state = kept.get(SubscriptionState)
+    assert state.lint is not None
+    made = state.lint
+    assert cycle() == first and kept.get(SubscriptionState).lint is made
+    write_root(root, _agent(agent_grant("dt/#")))
+    changed = cycle()
+    assert kept.get(SubscriptionState).lint is not made
+    assert changed != first
