@@ -7,6 +7,7 @@ certificates stays small; the ``cryptography`` objects themselves are kept only 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import warnings
@@ -17,6 +18,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
+from agent.x509 import der
 from agent.x509.der import certificate_tbs, single_pem_certificate, tbs_fields
 from agent.x509.files import (
     BAD_PEM,
@@ -71,8 +73,9 @@ class KeyFacts:
 class CertFacts:
     """One certificate of a PEM file."""
 
-    subject: str
-    """RFC 4514 subject."""
+    subject_der: bytes
+    """The subject Name as encoded (:attr:`subject` is its text, made when a message needs it:
+    most results of a fleet's certificates never show it)."""
     self_issued: bool
     """Issuer equals subject, as encoded (RFC 5280 4.1.2.4): a root, whose own signature is not
     relied on."""
@@ -94,6 +97,11 @@ class CertFacts:
     """The subject public key."""
     spki_sha256: bytes
     """SHA-256 of the DER SubjectPublicKeyInfo (key match, trust-anchor identity)."""
+
+    @property
+    def subject(self) -> str:
+        """RFC 4514 subject."""
+        return name_text(self.subject_der)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,27 +165,18 @@ def _load_certificates(data: bytes) -> tuple[list[x509.Certificate], bytes | Non
 
 def cert_facts(cert: x509.Certificate, tbs: bytes | None = None) -> CertFacts:
     """The facts of one parsed certificate (``tbs``: its DER TBSCertificate, when at hand)."""
-    subject = cert.subject.rfc4514_string()
-    # The encoded fields, not Name/key objects: an eighth of a 10,000-certificate check (der.py).
+    # The encoded fields, not Name/key/extension objects: half of parsing a certificate (der.py).
     raw = tbs_fields(tbs if tbs is not None else cert.tbs_certificate_bytes)
     not_before = cert.not_valid_before_utc.timestamp()
     not_after = cert.not_valid_after_utc.timestamp()
-    public_key = cert.public_key()
-    is_ca = False
-    eku: frozenset[str] | None = None
-    for ext in cert.extensions:
-        value = ext.value
-        if isinstance(value, x509.BasicConstraints):
-            is_ca = value.ca
-        elif isinstance(value, x509.ExtendedKeyUsage):
-            eku = frozenset(oid.dotted_string for oid in value)
+    is_ca, eku = _extension_facts(raw.extensions) or _library_extension_facts(cert)
     try:
         sig = cert.signature_hash_algorithm
         signature_hash = sig.name if sig is not None else None
     except UnsupportedAlgorithm:
         signature_hash = None
     return CertFacts(
-        subject=subject,
+        subject_der=raw.subject,
         self_issued=raw.issuer == raw.subject,
         not_before=not_before,
         not_after=not_after,
@@ -186,9 +185,123 @@ def cert_facts(cert: x509.Certificate, tbs: bytes | None = None) -> CertFacts:
         is_ca=is_ca,
         eku=eku,
         signature_hash=signature_hash,
-        key=key_facts(public_key),
+        key=spki_key_facts(raw.subject_public_key_info) or key_facts(cert.public_key()),
         spki_sha256=hashlib.sha256(raw.subject_public_key_info).digest(),
     )
+
+
+_BASIC_CONSTRAINTS = bytes.fromhex("551d13")  # 2.5.29.19
+_EXTENDED_KEY_USAGE = bytes.fromhex("551d25")  # 2.5.29.37
+
+
+def _extension_facts(extensions: bytes) -> tuple[bool, frozenset[str] | None] | None:
+    """(cA, extended key usages) from the DER; None when the library must judge them."""
+    if not extensions:
+        return False, None
+    try:
+        found = der.extensions_by_oid(extensions)
+        constraints = found.get(_BASIC_CONSTRAINTS)
+        usages = found.get(_EXTENDED_KEY_USAGE)
+        return (
+            constraints is not None and der.basic_constraints_ca(der.extension_value(constraints)),
+            None if usages is None else der.extended_key_usages(der.extension_value(usages)),
+        )
+    except ValueError:
+        return None
+
+
+def _library_extension_facts(cert: x509.Certificate) -> tuple[bool, frozenset[str] | None]:
+    """(cA, extended key usages) as ``cryptography`` parses them (raises on a malformed one)."""
+    is_ca = False
+    eku: frozenset[str] | None = None
+    for ext in cert.extensions:
+        value = ext.value
+        if isinstance(value, x509.BasicConstraints):
+            is_ca = value.ca
+        elif isinstance(value, x509.ExtendedKeyUsage):
+            eku = frozenset(oid.dotted_string for oid in value)
+    return is_ca, eku
+
+
+_RSA = bytes.fromhex("2a864886f70d010101")  # rsaEncryption, RFC 3279 2.3.1
+_EC = bytes.fromhex("2a8648ce3d0201")  # id-ecPublicKey, RFC 5480 2.1.1
+_CURVES = {  # the named curves (RFC 5480 2.1.1.1) a device is likely to meet: name, bits
+    bytes.fromhex("2a8648ce3d030107"): ("secp256r1", 256),
+    bytes.fromhex("2b81040022"): ("secp384r1", 384),
+    bytes.fromhex("2b81040023"): ("secp521r1", 521),
+    bytes.fromhex("2b8104000a"): ("secp256k1", 256),
+}
+_EDWARDS = {  # RFC 8410 3: no parameters; key length in bytes
+    bytes.fromhex("2b6570"): ("Ed25519", 256, 32),
+    bytes.fromhex("2b6571"): ("Ed448", 456, 57),
+}
+
+
+def spki_key_facts(spki: bytes) -> KeyFacts | None:
+    """The key facts of a DER SubjectPublicKeyInfo of the usual kinds, else None (the caller
+    asks the library, which also rejects what is malformed).
+
+    The EC point's format and length are checked, not that it lies on the curve: the library's
+    public key object does that (a tenth of parsing a certificate), and a point off the curve,
+    like a flipped bit of the signature, is corruption no certificate check here looks for.
+    """
+    try:
+        info = der.public_key_info(spki)
+        if info.algorithm == _RSA and info.parameters == der.NULL:
+            n, e = der.rsa_public_numbers(info.key)
+            # What the library refuses as an RSA key, it judges itself.
+            if n % 2 and n > e >= 3 and e % 2:
+                return KeyFacts("RSA", n.bit_length(), exponent=e, roca=is_roca_modulus(n))
+        elif info.algorithm == _EC and (
+            curve := _CURVES.get(der.named_curve(info.parameters) or b"")
+        ):
+            name, bits = curve
+            size = (bits + 7) // 8
+            point = info.key
+            if (point[:1] == b"\x04" and len(point) == 1 + 2 * size) or (
+                point[:1] in (b"\x02", b"\x03") and len(point) == 1 + size
+            ):
+                return KeyFacts("EC", bits, curve=name)
+        elif (edwards := _EDWARDS.get(info.algorithm)) and info.parameters is None:
+            name, bits, length = edwards
+            if len(info.key) == length:
+                return KeyFacts(name, bits)
+    except ValueError:
+        pass
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def name_text(name: bytes) -> str:
+    """The RFC 4514 text of a DER Name, as ``cryptography`` writes it.
+
+    The library reads a Name only inside a larger structure, and keeping each certificate's
+    object (or DER) to ask it later would hold megabytes for a large fleet; so the Name is
+    placed in the smallest DER structure it parses that has one, a CRL with nothing in it but
+    its issuer (RFC 5280 5.1), and the text is the library's own. A Name the library cannot
+    decode (an attribute of the wrong string type) is shown as its DER in hex, as RFC 4514 2.4
+    writes a value it cannot represent.
+    """
+    tbs_cert_list = _tlv(0x30, _CRL_SIGNATURE + name + _CRL_THIS_UPDATE)
+    crl = _tlv(0x30, tbs_cert_list + _CRL_SIGNATURE + _CRL_NO_SIGNATURE)
+    try:
+        return x509.load_der_x509_crl(crl).issuer.rfc4514_string()
+    except _MALFORMED:
+        return f"(undecodable subject #{name.hex()})"
+
+
+_CRL_SIGNATURE = bytes.fromhex("300a06082a8648ce3d040302")  # ecdsa-with-SHA256, never verified
+_CRL_THIS_UPDATE = b"\x17\x0d700101000000Z"  # UTCTime 1970-01-01
+_CRL_NO_SIGNATURE = b"\x03\x01\x00"  # an empty BIT STRING
+
+
+def _tlv(tag: int, value: bytes) -> bytes:
+    """One DER element (definite length, X.690 8.1.3)."""
+    n = len(value)
+    if n < 0x80:
+        return bytes((tag, n)) + value
+    length = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(length))) + length + value
 
 
 def key_facts(public_key: object) -> KeyFacts:
