@@ -12,7 +12,15 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:
+
+    def dataclass_transform(**_options: Any) -> Any:
+        return lambda decorator: decorator
+
 
 SCHEMA_VERSION = 1
 
@@ -42,13 +50,28 @@ _WORST_FIRST = sorted(Status, key=_SEVERITY.__getitem__, reverse=True)
 _BY_ID_TARGET = attrgetter("id", "target")
 
 
+_Record = TypeVar("_Record")
+
+
+@dataclass_transform(frozen_default=True)
+def record(cls: type[_Record]) -> type[_Record]:
+    """A slotted dataclass the type checker holds frozen, without ``frozen=True``'s run-time cost.
+
+    A frozen dataclass sets each field through ``object.__setattr__`` in ``__init__``: 1.2 us for
+    a result against 0.26 us, and a check of 10,000 certificates makes 30,000 results and 10,000
+    certificate facts, shared between cycles once made. ``make lint`` (mypy) rejects any
+    assignment to a field, as it does for frozen dataclasses; instances are not hashable.
+    """
+    return dataclass(slots=True)(cls)
+
+
 def worst(statuses: Iterable[Status]) -> Status:
     """The most severe status; an empty set is UNKNOWN (nothing was verified)."""
     found = max(statuses, key=lambda s: s.severity, default=None)
     return Status.UNKNOWN if found is None else found
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CheckResult:
     """One verdict of one check about one target."""
 
@@ -71,13 +94,15 @@ class CheckResult:
         return self.id.partition(".")[0]
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of this result as the report carries it."""
+        """The JSON object of this result as the report carries it (for encoding: a plain
+        ``details`` dict is the result's own, not a copy)."""
+        details = self.details
         out: dict[str, Any] = {
             "id": self.id,
             "status": self.status.value,
             "target": self.target,
             "message": self.message,
-            "details": dict(self.details),
+            "details": details if type(details) is dict else dict(details),
         }
         if self.remediation is not None:
             out["remediation"] = self.remediation

@@ -62,8 +62,8 @@ def make_publisher(
             "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT variables it gives a "
             "component); outside Greengrass use --transport stdout, file or mqtt"
         )
+    from agent.safe_write import config_problem
     from agent.transports.ipc import IpcPublisher
-    from agent.transports.safe_write import config_problem
     from agent.transports.spool import Spool, spool_file
     from agent.transports.spooling import SpoolingPublisher
 

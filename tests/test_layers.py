@@ -39,6 +39,7 @@ LAYER_OF = {
     "log": "log",
     "secrets": "log",
     "printable": "log",
+    "safe_write": "log",
     "pkcs11": "pkcs11",
 }
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from agent.checks.base import CheckContext, check
+from agent.log import get_logger
 from agent.report import CheckResult, Status, Verdict, fold
+from agent.x509 import disk_cache
 from agent.x509.chain import device_cert_findings, root_ca_findings
-from agent.x509.inventory import Inventory, Role, Sources, collect
+from agent.x509.inventory import FileCache, Inventory, Role, Sources, collect
 from agent.x509.parse import PemCertificates, PrivateKeyFacts
 from agent.x509.perms import directories_of, directory_verdict, file_verdict
 from agent.x509.quality import describe_key
@@ -32,6 +35,8 @@ from agent.x509.results import (
 )
 from agent.x509.token_match import TokenVerdict, pkcs11_key_match
 
+log = get_logger(__name__)
+
 
 @dataclass
 class CertificateState:
@@ -39,6 +44,9 @@ class CertificateState:
 
     files: dict[Any, Any] | None = None
     """Parsed files by stamp (:func:`agent.x509.inventory.collect`)."""
+    stored_for: str | None = None
+    """The fingerprint the ``certificates.cacheFile`` on disk was made for, as last read or
+    written (None: not known to hold this cycle's)."""
     last_inventory: Inventory | None = None
     readable: ResultMemo = field(default_factory=ResultMemo)
     readable_list: ListMemo = field(default_factory=ListMemo)
@@ -66,13 +74,57 @@ def _sources(ctx: CheckContext) -> Sources:
 
 def _collect(ctx: CheckContext) -> Inventory:
     state = ctx.kept.get(CertificateState)
-    inv, files = collect(_sources(ctx), state.files)
+    sources = _sources(ctx)
+    stored = ctx.config.certificates.cache_file
+    if stored is None:
+        inv, cache = collect(sources, state.files)
+    else:
+        inv, cache = _collect_with_file(ctx, stored, sources, state)
     if ctx.kept.one_shot:
         return inv  # no next cycle to reuse the parsed files for: let them go with the report
-    state.files = files
+    state.files = cache.current
     inv.continues(state.last_inventory)
     state.last_inventory = inv
     return inv
+
+
+def _collect_with_file(
+    ctx: CheckContext, path: Path, sources: Sources, state: CertificateState
+) -> tuple[Inventory, FileCache]:
+    """:func:`collect` starting from ``certificates.cacheFile`` when this process has not
+    parsed the files yet, and writing it back when what it would hold changed."""
+    fingerprint = disk_cache.fingerprint(ctx.config.model_dump_json(), repr(sources))
+    previous = state.files
+    if previous is None:
+        previous = _read_stored(path, fingerprint, state)
+    inv, cache = collect(sources, previous)
+    if state.stored_for != fingerprint or disk_cache.outdated(cache):
+        _write_stored(path, fingerprint, cache.current, state)
+    return inv, cache
+
+
+def _read_stored(path: Path, fingerprint: str, state: CertificateState) -> dict[Any, Any] | None:
+    """The stored entries, or None (logged) when the file cannot be trusted or used."""
+    try:
+        entries = disk_cache.load(path, fingerprint)
+    except disk_cache.CacheUnusable as exc:
+        log.warning("certificate_cache_unused", path=str(path), reason=str(exc))
+        return None
+    state.stored_for = fingerprint if entries else None
+    return entries
+
+
+def _write_stored(
+    path: Path, fingerprint: str, entries: dict[Any, Any], state: CertificateState
+) -> None:
+    """Replace the stored entries; a file that cannot be written is logged, never fatal."""
+    try:
+        disk_cache.save(path, fingerprint, entries)
+    except OSError as exc:  # UnsafeTarget included: its message says what to change
+        state.stored_for = None
+        log.warning("certificate_cache_not_saved", path=str(path), reason=str(exc))
+        return
+    state.stored_for = fingerprint
 
 
 def inventory(ctx: CheckContext) -> Inventory:

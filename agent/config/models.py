@@ -83,6 +83,9 @@ class CertificatesConfig(_Model):
     """Files or directories of PEM certificates (client devices, intermediates)."""
     ca_bundle: Path | None = None
     """A bring-your-own CA bundle the device certificate must chain to."""
+    cache_file: Path | None = None
+    """Keep the parsed certificate files here, so a ``check`` in a new process (cron, Nagios)
+    re-reads only what changed (``agent/x509/disk_cache.py``); off when unset."""
 
 
 class BucketAccess(str, enum.Enum):

@@ -1,7 +1,7 @@
 """The file transport: the latest report, replaced atomically, and an optional JSONL history.
 
 Atomic replacement means a reader never sees half a report; every write goes through
-:mod:`agent.transports.safe_write`, so a configured path can never make the agent (root)
+:mod:`agent.safe_write`, so a configured path can never make the agent (root)
 replace a device node or write through a link.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.report import Delivery, HealthReport, PublishOutcome, to_json
-from agent.transports.safe_write import (
+from agent.safe_write import (
     UnsafeTarget,
     append,
     config_problem,

@@ -144,6 +144,15 @@ class FileCache:
     def __init__(self, previous: dict[Any, Any] | None) -> None:
         self._previous = previous if previous is not None else {}
         self.current: dict[Any, Any] = {}
+        self.parsed: list[tuple[str, str]] = []
+        """The keys whose outcome this cycle made anew (not taken from the previous one)."""
+
+    def dropped(self) -> bool:
+        """Whether an outcome of the previous cycle was not used in this one (a file gone)."""
+        current = self.current
+        if len(current) - len(self.parsed) == len(self._previous):
+            return False  # as many taken over as there were: every one of them
+        return any(key not in current for key in self._previous)
 
     def get(self, key: tuple[str, str], stamp: tuple[int, ...]) -> Any:
         """The cached outcome for this exact file version, else None."""
@@ -160,6 +169,7 @@ class FileCache:
     def put(self, key: tuple[str, str], stamp: tuple[int, ...], outcome: Any) -> None:
         """Remember an outcome for this file version."""
         self.current[key] = (stamp, outcome, None)
+        self.parsed.append(key)
 
     def entry(self, key: tuple[str, str], path: str, role: Role, outcome: Outcome) -> FileEntry:
         """A FileEntry for ``outcome``: last cycle's object when it holds the same outcome."""
@@ -178,8 +188,9 @@ def redact_pkcs11(uri: str) -> str:
     return _PIN_ATTRIBUTE.sub("", uri)
 
 
-def collect(sources: Sources, previous: dict[Any, Any] | None) -> tuple[Inventory, dict[Any, Any]]:
-    """Read and parse every configured file; returns the inventory and the next cache."""
+def collect(sources: Sources, previous: dict[Any, Any] | None) -> tuple[Inventory, FileCache]:
+    """Read and parse every configured file; returns the inventory and the cache for the next
+    cycle (its ``current`` entries)."""
     cache = FileCache(previous)
     inv = Inventory()
     seen: set[str] = set()
@@ -231,7 +242,7 @@ def collect(sources: Sources, previous: dict[Any, Any] | None) -> tuple[Inventor
                     seen.add(path)
         else:
             add(extra, Role.EXTRA, "cert")
-    return inv, cache.current
+    return inv, cache
 
 
 def load(path: str, kind: str, cache: FileCache) -> Outcome:

@@ -18,6 +18,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
+from agent.report import record
 from agent.x509 import der
 from agent.x509.der import certificate_tbs, single_pem_certificate, tbs_fields
 from agent.x509.files import (
@@ -69,7 +70,7 @@ class KeyFacts:
     """The RSA modulus carries the Infineon RSALib (ROCA) fingerprint."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CertFacts:
     """One certificate of a PEM file."""
 

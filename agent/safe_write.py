@@ -20,14 +20,18 @@ import errno
 import os
 import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from agent.errors import ConfigError
 
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 _PEEK_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-OWN_OUTPUT = (b'{"schema_version":', b"SQLite format 3\x00")
-"""How every file the agent writes begins: a report or history line, or its SQLite spool."""
+OWN_CACHE = b'{"gghealth_cache":'
+"""How the certificate cache (``agent/x509/disk_cache.py``) begins."""
+OWN_OUTPUT = (b'{"schema_version":', b"SQLite format 3\x00", OWN_CACHE)
+"""How every file the agent writes begins: a report or history line, its SQLite spool, or its
+certificate cache."""
 
 
 class UnsafeTarget(OSError):
@@ -93,21 +97,27 @@ def config_problem(path: Path, setting: str) -> ConfigError | None:
     return None
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so readers see the old or the new file, never a mix.
+def write_atomically(
+    path: Path, data: bytes | Iterable[bytes], *, mode: int = 0o644, durable: bool = True
+) -> None:
+    """Replace ``path`` with ``data`` (bytes, or pieces of them) so readers see the old or the
+    new file, never a mix.
 
     Temp file in the same directory, fsync, rename: rename(2) is atomic within a file system,
-    the scheme of prometheus/client_python's textfile writer.
+    the scheme of prometheus/client_python's textfile writer. ``durable=False`` skips the
+    fsync, for a file whose loss only costs time (a cache; it is checked when read back).
     """
     check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for piece in [data] if isinstance(data, bytes) else data:
+                fh.write(piece)
             fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+            if durable:
+                os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
         check_target(path)
         os.replace(tmp, path)
     except BaseException:
