@@ -12,6 +12,7 @@ none: its encoder escapes control characters itself.
 from __future__ import annotations
 
 import functools
+import re
 
 _BIDI = [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]
 _NAMED = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
@@ -23,8 +24,17 @@ def _table() -> dict[int, str]:
     return {c: _NAMED.get(c, f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in codes}
 
 
+@functools.cache
+def _unsafe() -> re.Pattern[str]:
+    return re.compile("[" + "".join(re.escape(chr(c)) for c in _table()) + "]")
+
+
 def printable(text: str) -> str:
     """``text`` with every control and bidi-override character written as an escape."""
+    # Searching is ~20x cheaper than translating, and nearly every line has nothing to escape
+    # (300,000 rows for 100,000 certificates).
+    if _unsafe().search(text) is None:
+        return text
     return text.translate(_table())
 
 

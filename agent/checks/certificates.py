@@ -77,7 +77,7 @@ def _collect(ctx: CheckContext) -> Inventory:
     sources = _sources(ctx)
     stored = ctx.config.certificates.cache_file
     if stored is None:
-        inv, cache = collect(sources, state.files)
+        inv, cache = collect(sources, state.files, keep=not ctx.kept.one_shot)
     else:
         inv, cache = _collect_with_file(ctx, stored, sources, state)
     if ctx.kept.one_shot:

@@ -186,9 +186,15 @@ def cert_facts(cert: x509.Certificate, tbs: bytes | None = None) -> CertFacts:
         is_ca=is_ca,
         eku=eku,
         signature_hash=signature_hash,
-        key=spki_key_facts(raw.subject_public_key_info) or key_facts(cert.public_key()),
+        key=_shared(spki_key_facts(raw.subject_public_key_info) or key_facts(cert.public_key())),
         spki_sha256=hashlib.sha256(raw.subject_public_key_info).digest(),
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _shared(key: KeyFacts) -> KeyFacts:
+    """One object per kind of key: a fleet's thousands of certificates share a few."""
+    return key
 
 
 _BASIC_CONSTRAINTS = bytes.fromhex("551d13")  # 2.5.29.19
