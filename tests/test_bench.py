@@ -27,6 +27,7 @@ ROWS = (
     "S3 probes of 50 artifacts",
     "20 certificates: CLI `check --only certificate --format json` (fresh process)",
     "20 certificates: CLI `check --only certificate --format text` (fresh process)",
+    "20 certificates: CLI unchanged re-check with `certificates.cacheFile`",
     "20 certificates: CLI `duration_ms`",
     "20 certificates: first check (in process)",
     "20 certificates: unchanged re-check (in process)",
