@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -78,3 +80,19 @@ SHARED_FIXTURES = _shared_fixtures()
 def shared_fixtures() -> Path:
     """The real-world Greengrass fixtures: nucleus configs, recipes, policies, Amazon roots."""
     return SHARED_FIXTURES
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """The agent's JSON log lines (INFO and up) of one test, as they would reach stderr."""
+    from agent.log import configure
+
+    out = io.StringIO()
+    configure("INFO", json=True, stream=out)
+    yield out
+    configure("WARNING", json=True)
+
+
+def log_events(out: io.StringIO) -> list[dict[str, Any]]:
+    """The events of :func:`log_lines`, parsed."""
+    return [json.loads(line) for line in out.getvalue().splitlines()]

@@ -5,32 +5,19 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 
 from agent.log import configure, get_logger, send_to_stdout, stdout_levels
-from tests.conftest import modules_loaded_by
+from tests.conftest import log_events, modules_loaded_by
 
 log = get_logger("tests.log")
 
 
-@pytest.fixture
-def lines() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    configure("INFO", json=True, stream=out)
-    yield out
-    configure("WARNING", json=True)
-
-
-def events(out: io.StringIO) -> list[dict[str, object]]:
-    return [json.loads(line) for line in out.getvalue().splitlines()]
-
-
-def test_an_event_is_one_json_line_with_structlogs_keys(lines: io.StringIO) -> None:
+def test_an_event_is_one_json_line_with_structlogs_keys(log_lines: io.StringIO) -> None:
     log.info("spool_dropped", count=3, path="/var/spool", ratio=0.5, ok=True, none=None)
-    (event,) = events(lines)
+    (event,) = log_events(log_lines)
     assert list(event) == ["event", "count", "path", "ratio", "ok", "none", "level", "timestamp"]
     assert event["event"] == "spool_dropped"
     assert (event["count"], event["ratio"], event["ok"], event["none"]) == (3, 0.5, True, None)
@@ -39,35 +26,35 @@ def test_an_event_is_one_json_line_with_structlogs_keys(lines: io.StringIO) -> N
     assert stamp.endswith("Z") and datetime.fromisoformat(stamp[:-1]).year >= 2024
 
 
-def test_events_below_the_level_are_dropped(lines: io.StringIO) -> None:
+def test_events_below_the_level_are_dropped(log_lines: io.StringIO) -> None:
     log.debug("noise")
     log.info("kept")
-    configure("ERROR", json=True, stream=lines)
+    configure("ERROR", json=True, stream=log_lines)
     log.warning("dropped too")
     log.error("also kept")
-    assert [e["event"] for e in events(lines)] == ["kept", "also kept"]
+    assert [e["event"] for e in log_events(log_lines)] == ["kept", "also kept"]
 
 
-def test_lines_are_ascii_whatever_the_text(lines: io.StringIO) -> None:
+def test_lines_are_ascii_whatever_the_text(log_lines: io.StringIO) -> None:
     log.info("thing_name", name="Gerät-Ω")
-    assert lines.getvalue().isascii()
-    (event,) = events(lines)
+    assert log_lines.getvalue().isascii()
+    (event,) = log_events(log_lines)
     assert event["name"] == "Gerät-Ω"
 
 
-def test_other_values_are_written_as_their_repr(lines: io.StringIO) -> None:
+def test_other_values_are_written_as_their_repr(log_lines: io.StringIO) -> None:
     log.warning("odd", data=b"\x00raw", items=[1, "two"])
-    (event,) = events(lines)
+    (event,) = log_events(log_lines)
     assert event["data"] == repr(b"\x00raw")
     assert event["items"] == repr([1, "two"])
 
 
-def test_exception_carries_the_traceback(lines: io.StringIO) -> None:
+def test_exception_carries_the_traceback(log_lines: io.StringIO) -> None:
     try:
         raise KeyError("missing-thing")
     except KeyError:
         log.exception("lookup_failed", key="thing")
-    (event,) = events(lines)
+    (event,) = log_events(log_lines)
     assert event["level"] == "error"
     assert "Traceback" in str(event["exception"]) and "missing-thing" in str(event["exception"])
 
@@ -138,7 +125,7 @@ def test_routed_levels_go_to_stdout_and_the_others_to_the_stream(
         configure("WARNING", json=True)
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(e["event"], e["level"]) for e in out] == [("d", "debug"), ("i", "info")]
-    assert [(e["event"], e["level"]) for e in events(err)] == [
+    assert [(e["event"], e["level"]) for e in log_events(err)] == [
         ("w", "warning"),
         ("e", "error"),
         ("x", "error"),
@@ -156,7 +143,7 @@ def test_configure_puts_every_level_back_on_its_stream(
     finally:
         configure("WARNING", json=True)
     assert capsys.readouterr().out == ""
-    assert [e["event"] for e in events(err)] == ["here"]
+    assert [e["event"] for e in log_events(err)] == ["here"]
 
 
 def test_an_unknown_routed_level_is_refused() -> None:

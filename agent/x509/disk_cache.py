@@ -29,7 +29,7 @@ import os
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from agent import __version__
 from agent.safe_write import OWN_CACHE, UnsafeTarget, check_target, write_atomically
@@ -38,8 +38,10 @@ from agent.x509.inventory import IGNORED, FileCache, Outcome
 from agent.x509.parse import CertFacts, KeyFacts, PemCertificates, PrivateKeyFacts
 
 FORMAT = 1
-MAX_CACHE_BYTES = 512 * 1024 * 1024
-"""Far above what the 200,000 files an inventory lists at most can need (~1 KiB each)."""
+MAX_CACHE_BYTES = 256 * 1024 * 1024
+"""Far above what the 200,000 files an inventory lists at most need (~450 bytes each)."""
+MAX_LINE_BYTES = 4 * 1024 * 1024
+"""One file's entry: a bundle of a thousand certificates is ~400 KiB."""
 _KINDS = frozenset({"member", "cert", "key"})
 """The inventory kinds whose outcomes are stored (not ``cert+objects``: path validation needs
 the certificate objects themselves)."""
@@ -60,30 +62,42 @@ def fingerprint(*parts: str) -> str:
 
 def load(path: Path, expected: str) -> dict[Any, Any]:
     """The stored entries in the shape of :class:`agent.x509.inventory.FileCache`'s, or
-    CacheUnusable saying why not. A missing file is an empty cache."""
-    data = _read_own_file(path)
-    if data is None:
+    CacheUnusable saying why not. A missing file is an empty cache.
+
+    The file is JSON lines - a header, then one line per file - read a line at a time, so
+    what is held is the entries, never the whole text (~45 MB for 100,000 certificates).
+    """
+    fh = _open_own_file(path)
+    if fh is None:
         return {}
-    try:
-        document = json.loads(data)
-    except (ValueError, RecursionError):
-        raise CacheUnusable("it is not JSON (cut short or damaged)") from None
-    if not isinstance(document, dict) or document.get("gghealth_cache") != FORMAT:
-        raise CacheUnusable("it is not a cache of this format")
-    if document.get("fingerprint") != expected:
-        raise CacheUnusable("it was made by another agent version or configuration")
-    files = document.get("files")
-    if not isinstance(files, list):
-        raise CacheUnusable("it has no list of files")
-    entries: dict[Any, Any] = {}
-    keys: dict[Any, KeyFacts] = {}
-    for number, item in enumerate(files):
-        try:
-            key, stamp, outcome = _entry(item, keys)
-        except (ValueError, TypeError, IndexError):
-            raise CacheUnusable(f"entry {number} is malformed") from None
-        entries[key] = (stamp, outcome, None)
+    with fh:
+        header = _json_line(fh.readline(MAX_LINE_BYTES), "its header")
+        if not isinstance(header, dict) or header.get("gghealth_cache") != FORMAT:
+            raise CacheUnusable("it is not a cache of this format")
+        if header.get("fingerprint") != expected:
+            raise CacheUnusable("it was made by another agent version or configuration")
+        entries: dict[Any, Any] = {}
+        keys: dict[Any, KeyFacts] = {}
+        read = 0
+        for number, line in enumerate(iter(lambda: fh.readline(MAX_LINE_BYTES), b"")):
+            read += len(line)
+            if read > MAX_CACHE_BYTES:  # grew since it was opened
+                raise CacheUnusable(f"it is larger than {MAX_CACHE_BYTES} bytes")
+            try:
+                key, stamp, outcome = _entry(_json_line(line, f"entry {number}"), keys)
+            except (ValueError, TypeError, IndexError):
+                raise CacheUnusable(f"entry {number} is malformed") from None
+            entries[key] = (stamp, outcome, None)
     return entries
+
+
+def _json_line(line: bytes, what: str) -> Any:
+    if not line.endswith(b"\n"):  # cut short, or longer than a line may be
+        raise CacheUnusable(f"{what} is cut short or too long")
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        raise CacheUnusable(f"{what} is not JSON") from None
 
 
 def outdated(cache: FileCache) -> bool:
@@ -93,25 +107,23 @@ def outdated(cache: FileCache) -> bool:
 
 
 def save(path: Path, stamp: str, entries: Mapping[Any, Any]) -> None:
-    """Replace the cache with ``entries`` (a FileCache's), written in pieces: the text of
-    100,000 certificates is ~60 MB, never held whole. UnsafeTarget or OSError when it cannot."""
+    """Replace the cache with ``entries`` (a FileCache's), written a thousand lines at a time:
+    the text of 100,000 certificates is never held whole. UnsafeTarget or OSError when it
+    cannot."""
     write_atomically(path, _document(stamp, entries), mode=0o600, durable=False)
 
 
 def _document(stamp: str, entries: Mapping[Any, Any]) -> Iterator[bytes]:
     encode = json.JSONEncoder(separators=(",", ":")).encode
-    yield OWN_CACHE + b'%d,"fingerprint":%s,"files":[' % (FORMAT, encode(stamp).encode())
-    batch: list[Any] = []
-    first = True
+    yield OWN_CACHE + b'%d,"fingerprint":%s}\n' % (FORMAT, encode(stamp).encode())
+    lines: list[str] = []
     for (file, kind), (file_stamp, outcome, _entry) in entries.items():
         if kind in _KINDS and (stored := _stored(outcome)) is not None:
-            batch.append([file, kind, *file_stamp, stored])
-        if len(batch) == 1000:
-            yield (b"" if first else b",") + encode(batch)[1:-1].encode()
-            batch, first = [], False
-    if batch:
-        yield (b"" if first else b",") + encode(batch)[1:-1].encode()
-    yield b"]}\n"
+            lines.append(encode([file, kind, *file_stamp, stored]) + "\n")
+        if len(lines) == 1000:
+            yield "".join(lines).encode()
+            lines = []
+    yield "".join(lines).encode()
 
 
 def _stored(outcome: Any) -> list[Any] | None:
@@ -208,8 +220,8 @@ def _cert(fields: list[Any], keys: dict[Any, KeyFacts]) -> CertFacts:
     )
 
 
-def _read_own_file(path: Path) -> bytes | None:
-    """The cache's bytes, when it is a file only the agent's user can have written."""
+def _open_own_file(path: Path) -> BinaryIO | None:
+    """The cache, open, when it is a file only the agent's user can have written."""
     try:
         check_target(path)  # the directory, links, owner and content rules of every write
         fd = os.open(path, _OPEN_FLAGS)
@@ -227,19 +239,7 @@ def _read_own_file(path: Path) -> bytes | None:
             raise CacheUnusable("it is writable by other users, who could forge verdicts")
         if st.st_size > MAX_CACHE_BYTES:
             raise CacheUnusable(f"it is larger than {MAX_CACHE_BYTES} bytes")
-        return _read_all(fd, st.st_size)
-    except OSError as exc:
-        raise CacheUnusable(f"it cannot be read: {exc.strerror or exc}") from None
-    finally:
+    except BaseException:
         os.close(fd)
-
-
-def _read_all(fd: int, size: int) -> bytes:
-    pieces: list[bytes] = []
-    total = 0
-    while piece := os.read(fd, max(size + 1 - total, 1 << 16)):
-        pieces.append(piece)
-        total += len(piece)
-        if total > MAX_CACHE_BYTES:
-            raise CacheUnusable(f"it is larger than {MAX_CACHE_BYTES} bytes")
-    return b"".join(pieces)
+        raise
+    return os.fdopen(fd, "rb")

@@ -55,3 +55,11 @@ def one(results: list[CheckResult], target: str | Path) -> CheckResult:
     found = [r for r in results if r.target == str(target)]
     assert len(found) == 1, f"expected one result for {target}, got {found}"
     return found[0]
+
+
+def bytes_read() -> int:
+    """Bytes this process has read so far (``rchar``): what proves a file was, or was not, read."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar")

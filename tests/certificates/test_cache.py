@@ -12,15 +12,8 @@ from agent.checks.base import Kept
 from agent.checks.certificates import CertificateState, inventory
 from agent.greengrass.root import GreengrassRoot
 from agent.report import Status
-from tests.certificates.conftest import Run, one
+from tests.certificates.conftest import Run, bytes_read, one
 from tests.pki import DAY, NOW, Issued, ec_key, make_context, make_device_cert, write
-
-
-def _rchar() -> int:
-    for line in Path("/proc/self/io").read_text().splitlines():
-        if line.startswith("rchar:"):
-            return int(line.split()[1])
-    raise AssertionError("no rchar")
 
 
 @pytest.fixture
@@ -40,13 +33,13 @@ def _config(many: Path) -> dict[str, Any]:
 def test_all_checks_share_one_parse_per_cycle(
     gg_root: GreengrassRoot, many: Path, run: Run
 ) -> None:
-    before = _rchar()
+    before = bytes_read()
     run(make_context(gg_root, _config(many)), "certificate.readable")
-    one_check = _rchar() - before
-    before = _rchar()
+    one_check = bytes_read() - before
+    before = bytes_read()
     ctx = make_context(gg_root, _config(many))
     run(ctx)
-    all_checks = _rchar() - before
+    all_checks = bytes_read() - before
     assert one_check > 60 * 500  # the files were really read
     assert all_checks < one_check * 1.5  # ...and not once per check
     assert inventory(ctx) is inventory(ctx)  # one inventory per cycle
@@ -56,10 +49,10 @@ def test_unchanged_files_are_not_read_again(gg_root: GreengrassRoot, many: Path,
     kept = Kept()
     first = make_context(gg_root, _config(many), kept=kept)
     first_results = run(first)
-    before = _rchar()
+    before = bytes_read()
     second = make_context(gg_root, _config(many), kept=kept)
     second_results = run(second)
-    assert _rchar() - before < 60 * 300  # stat only: no PEM read back
+    assert bytes_read() - before < 60 * 300  # stat only: no PEM read back
     old = {e.path: e.outcome for e in inventory(first).entries}
     assert all(e.outcome is old[e.path] for e in inventory(second).entries)
     # unchanged results are the very same objects

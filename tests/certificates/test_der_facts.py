@@ -96,9 +96,7 @@ _LEAF = x509.BasicConstraints(ca=False, path_length=None)
 
 def _corpus(shared_fixtures: Path, tmp_path: Path) -> dict[str, bytes]:
     """Every kind of key and of the two judged extensions, from two encoders and the wild."""
-    corpus = {
-        p.name: p.read_bytes() for p in sorted((shared_fixtures / "certs").glob("*.pem"))
-    }
+    corpus = {p.name: p.read_bytes() for p in sorted((shared_fixtures / "certs").glob("*.pem"))}
     keys: dict[str, Any] = {
         "rsa-1024": rsa_key(1024),
         "rsa-2048-e3": rsa_key(2048, exponent=3),

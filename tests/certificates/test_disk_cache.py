@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,23 +16,15 @@ import pytest
 
 from agent.checks.base import Kept
 from agent.greengrass.root import GreengrassRoot
-from agent.log import configure
 from agent.report import Status
 from agent.safe_write import OWN_CACHE
 from agent.x509 import disk_cache
 from agent.x509.parse import PemCertificates
-from tests.certificates.conftest import Run, one
+from tests.certificates.conftest import Run, bytes_read, one
+from tests.conftest import log_events
 from tests.pki import DAY, NOW, Issued, ec_key, make_context, make_device_cert, write
 
 COUNT = 40
-
-
-def _rchar() -> int:
-    """Bytes this process has read so far (files, pipes): what proves a file was not read."""
-    for line in Path("/proc/self/io").read_text().splitlines():
-        if line.startswith("rchar:"):
-            return int(line.split()[1])
-    raise AssertionError("no rchar")
 
 
 @pytest.fixture
@@ -54,18 +45,6 @@ def store(tmp_path: Path) -> Path:
     return home / "certificates.cache"
 
 
-@pytest.fixture
-def logged() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    configure("INFO", json=True, stream=out)
-    yield out
-    configure("WARNING", json=True)
-
-
-def _events(out: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in out.getvalue().splitlines()]
-
-
 def _config(fleet: Path, store: Path, **certificates: Any) -> dict[str, Any]:
     return {"certificates": {"extraPaths": [str(fleet)], "cacheFile": str(store), **certificates}}
 
@@ -75,6 +54,15 @@ def _process(gg_root: GreengrassRoot, config: dict[str, Any], run: Run) -> list[
     return run(make_context(gg_root, config, kept=Kept(one_shot=True)))
 
 
+def _header(store: Path) -> dict[str, Any]:
+    return json.loads(store.read_bytes().splitlines()[0])  # type: ignore[no-any-return]
+
+
+def _lines(store: Path) -> list[Any]:
+    """The stored entries, one JSON line per file after the header."""
+    return [json.loads(line) for line in store.read_bytes().splitlines()[1:]]
+
+
 def _validity(results: list[Any], target: Path) -> Any:
     return one([r for r in results if r.id == "certificate.validity"], target)
 
@@ -82,7 +70,7 @@ def _validity(results: list[Any], target: Path) -> Any:
 def _forge_expiry(store: Path, target: Path, days: int) -> None:
     """Rewrite the stored facts of ``target`` (as the agent's own user could) to expire in
     ``days``: if a check then says so, it took the verdict from the file."""
-    fingerprint = json.loads(store.read_bytes())["fingerprint"]
+    fingerprint = _header(store)["fingerprint"]
     entries = disk_cache.load(store, fingerprint)
     key = (str(target), "member")
     stamp, pem, _ = entries[key]
@@ -100,9 +88,9 @@ def test_a_new_process_reads_no_unchanged_certificate(
     first = _process(gg_root, config, run)
     assert store.read_bytes().startswith(OWN_CACHE)
     assert store.stat().st_mode & 0o777 == 0o600
-    before = _rchar()
+    before = bytes_read()
     second = _process(gg_root, config, run)
-    read = _rchar() - before
+    read = bytes_read() - before
     # The cache and the device certificate (its objects are needed for path validation) are
     # read; the 40 fleet certificates, the key and the root CA are not.
     device_cert = Path(gg_root.path("certificateFilePath") or "")
@@ -138,13 +126,13 @@ def test_a_changed_or_removed_file_is_read_again_and_the_file_follows(
     ]
     assert [r.details["days_left"] for r in changed] == [20]
     assert _validity(results, fleet / "c08.pem").details["days_left"] == 3  # still stored
-    stored = json.loads(store.read_bytes())["files"]
+    stored = _lines(store)
     assert str(fleet / "c09.pem") not in {entry[0] for entry in stored}
     assert len(stored) == COUNT + 1 - 1 + 2  # the fleet, its README, minus c09; key, root CA
 
 
 def test_another_configuration_or_agent_version_never_uses_it(
-    gg_root: GreengrassRoot, fleet: Path, store: Path, run: Run, logged: io.StringIO
+    gg_root: GreengrassRoot, fleet: Path, store: Path, run: Run, log_lines: io.StringIO
 ) -> None:
     config = _config(fleet, store)
     _process(gg_root, config, run)
@@ -153,14 +141,14 @@ def test_another_configuration_or_agent_version_never_uses_it(
     other = _config(fleet, store, warnDays=20)
     r = _validity(_process(gg_root, other, run), target)
     assert r.status is Status.OK and r.details["days_left"] == 45  # read from the file
-    assert "another agent version or configuration" in _events(logged)[0]["reason"]
+    assert "another agent version or configuration" in log_events(log_lines)[0]["reason"]
     # ...and rewritten for the new configuration, then used by the next process.
-    assert json.loads(store.read_bytes())["fingerprint"] != disk_cache.fingerprint("x")
-    before = _rchar()
+    assert _header(store)["fingerprint"] != disk_cache.fingerprint("x")
+    before = bytes_read()
     _process(gg_root, other, run)
-    assert _rchar() - before - store.stat().st_size < 5_000
+    assert bytes_read() - before - store.stat().st_size < 5_000
     # A file written for another agent version (its fingerprint) is not this one's.
-    fingerprint = json.loads(store.read_bytes())["fingerprint"]
+    fingerprint = _header(store)["fingerprint"]
     entries = disk_cache.load(store, fingerprint)
     disk_cache.save(store, "written-by-gg-health-agent-0.0.9", entries)
     with pytest.raises(disk_cache.CacheUnusable, match="another agent version"):
@@ -197,7 +185,7 @@ def test_a_file_someone_else_could_have_written_is_never_trusted(
     fleet: Path,
     store: Path,
     run: Run,
-    logged: io.StringIO,
+    log_lines: io.StringIO,
     how: str,
     why: str,
 ) -> None:
@@ -208,29 +196,31 @@ def test_a_file_someone_else_could_have_written_is_never_trusted(
     _loosen(store, how)
     r = _validity(_process(gg_root, config, run), target)
     assert r.status is Status.OK and r.details["days_left"] == 45  # the forgery was ignored
-    unused = [e for e in _events(logged) if e["event"] == "certificate_cache_unused"]
-    assert len(unused) == 1 and why in unused[0]["reason"], _events(logged)
+    unused = [e for e in log_events(log_lines) if e["event"] == "certificate_cache_unused"]
+    assert len(unused) == 1 and why in unused[0]["reason"], log_events(log_lines)
 
 
-_FILES = OWN_CACHE + b'1,"fingerprint":"F","files":'
+_HEAD = OWN_CACHE + b'1,"fingerprint":"F"}\n'
 
 
 @pytest.mark.parametrize(
     ("content", "why"),
     [
-        (b"", "not JSON"),
-        (OWN_CACHE + b'1,"fingerprint":"', "not JSON"),  # cut short
-        (OWN_CACHE + b'1,"x":' + b"[" * 200_000, "not JSON"),  # past the parser's recursion
-        (b'{"schema_version":1}', "not a cache of this format"),  # a report at the path
+        (b"", "header is cut short"),
+        (OWN_CACHE + b'1,"fingerprint":"', "header is cut short"),
+        (OWN_CACHE + b'1,"x":' + b"[" * 200_000 + b"\n", "header is not JSON"),  # recursion
+        (b'{"schema_version":1}\n', "not a cache of this format"),  # a report at the path
         (b"root:x:0:0::/root:/bin/sh\n", "not the agent's output"),
-        (_FILES + b'{}}', "no list of files"),
-        (_FILES + b'[["p","member",1,2,3,4,"5",["ignored"]]]}', "entry 0"),  # a stamp
-        (_FILES + b'[["p","member",1,2,3,4,5,["certs",[1]]]]}', "entry 0"),
-        (_FILES + b'[["p","key",1,2,3,4,5,["key","RSA",2048,"zz"]]]}', "entry 0"),  # hex
-        (_FILES + b'[["p","cert+objects",1,2,3,4,5,["ignored"]]]}', "entry 0"),  # a kind
-        (_FILES + b'[7]}', "entry 0"),
+        (_HEAD + b'["p","member",1,2,3,4,5,["ignored"]]', "entry 0 is cut short"),
+        (_HEAD + b"[" * (5 << 20) + b"\n", "entry 0 is cut short or too long"),
+        (_HEAD + b'["p","member",1,2,3,4,"5",["ignored"]]\n', "entry 0"),  # a stamp
+        (_HEAD + b'["p","member",1,2,3,4,5,["certs",[1]]]\n', "entry 0"),
+        (_HEAD + b'["p","key",1,2,3,4,5,["key","RSA",2048,"zz"]]\n', "entry 0"),  # hex
+        (_HEAD + b'["p","cert+objects",1,2,3,4,5,["ignored"]]\n', "entry 0"),  # a kind
+        (_HEAD + b'["p","member",1,2,3,4,5,["ignored"]]\n{}\n', "entry 1"),
+        (_HEAD + b"7\n", "entry 0"),
     ],
-)  # fmt: skip
+)
 def test_a_damaged_file_is_said_and_rebuilt_never_a_crash(
     store: Path, content: bytes, why: str
 ) -> None:
@@ -241,17 +231,17 @@ def test_a_damaged_file_is_said_and_rebuilt_never_a_crash(
 
 
 def test_a_damaged_or_unwritable_cache_leaves_the_check_whole(
-    gg_root: GreengrassRoot, fleet: Path, store: Path, run: Run, logged: io.StringIO
+    gg_root: GreengrassRoot, fleet: Path, store: Path, run: Run, log_lines: io.StringIO
 ) -> None:
     config = _config(fleet, store)
     reference = _process(gg_root, config, run)
     store.write_bytes(store.read_bytes()[:5000])  # cut short, as a full disk would leave it
     assert [r.to_dict() for r in _process(gg_root, config, run)] == [r.to_dict() for r in reference]
-    assert json.loads(store.read_bytes())["files"]  # rebuilt whole
+    assert _lines(store)  # rebuilt whole
     os.mkfifo(store.with_name("fifo"))
     fifo = _config(fleet, store.with_name("fifo"))
     assert [r.to_dict() for r in _process(gg_root, fifo, run)] == [r.to_dict() for r in reference]
-    events = [e["event"] for e in _events(logged)]
+    events = [e["event"] for e in log_events(log_lines)]
     assert events == [
         "certificate_cache_unused",
         "certificate_cache_unused",  # a FIFO is neither read (no hang) nor written
@@ -270,7 +260,7 @@ def test_a_running_agent_writes_it_only_when_something_changed(
     assert (store.stat().st_mtime_ns, store.stat().st_ino) == written
     write(fleet / "new.pem", make_device_cert(device_ca, "new", key=ec_key()).pem())
     run(make_context(gg_root, config, kept=kept))
-    assert str(fleet / "new.pem") in {e[0] for e in json.loads(store.read_bytes())["files"]}
+    assert str(fleet / "new.pem") in {e[0] for e in _lines(store)}
 
 
 def test_the_cli_check_of_an_unchanged_device_gives_the_same_report(

@@ -248,6 +248,4 @@ def results(report: HealthReport, check_id: str) -> list[CheckResult]:
 
 def by_role(report: HealthReport) -> dict[str, CheckResult]:
     """``system.endpoint`` results by endpoint role."""
-    return {
-        str(r.details.get("role")): r for r in results(report, "system.endpoint")
-    }
+    return {str(r.details.get("role")): r for r in results(report, "system.endpoint")}

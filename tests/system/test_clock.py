@@ -173,9 +173,7 @@ def test_the_schema_lists_every_check_id_of_every_area() -> None:
     from agent.report import json_schema
 
     listed = json_schema()["$defs"]["CheckResult"]["properties"]["id"]["examples"]
-    implemented = [
-        c.id for m in AREAS.values() if m for c in importlib.import_module(m).CHECKS
-    ]
+    implemented = [c.id for m in AREAS.values() if m for c in importlib.import_module(m).CHECKS]
     assert {"system.clock", "system.endpoint"} <= set(listed)
     assert sorted(implemented) == sorted(listed)
 

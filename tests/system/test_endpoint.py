@@ -85,7 +85,11 @@ def test_refused_client_certificate_is_critical(tmp_path: Path, pki: Pki) -> Non
 def test_closed_port_is_a_blocked_port(tmp_path: Path, pki: Pki, closed_port: int) -> None:
     with tls_server(pki.server, client_ca=pki.device_ca) as peer:
         root = write_root(tmp_path, pki, loopback(closed_port, peer.port, peer.port), agent=FAST)
-        found = by_role(run_system(root, {"AWS_ENDPOINT_URL_IOT_DATA_PLANE": f"https://localhost:{closed_port}"}))
+        found = by_role(
+            run_system(
+                root, {"AWS_ENDPOINT_URL_IOT_DATA_PLANE": f"https://localhost:{closed_port}"}
+            )
+        )
     data = found["iot_data"]
     assert data.status is Status.CRITICAL
     assert data.details["reason"] == "port_blocked"
