@@ -252,6 +252,9 @@ def spki_key_facts(spki: bytes) -> KeyFacts | None:
     public key object does that (a tenth of parsing a certificate), and a point off the curve,
     like a flipped bit of the signature, is corruption no certificate check here looks for.
     """
+    for prefix, facts in _FIXED_SPKI.get(len(spki), ()):
+        if spki.startswith(prefix):
+            return facts
     try:
         info = der.public_key_info(spki)
         if info.algorithm == _RSA and info.parameters == der.NULL:
@@ -276,6 +279,28 @@ def spki_key_facts(spki: bytes) -> KeyFacts | None:
     except ValueError:
         pass
     return None
+
+
+def _fixed_spki() -> dict[int, list[tuple[bytes, KeyFacts]]]:
+    """The DER of every SubjectPublicKeyInfo of a named-curve EC key or an EdDSA key, but for
+    the key bytes, by its length: DER has one encoding of each, so a key of these kinds is
+    known by a prefix and a length (the readers below reach the same facts, slower)."""
+    # (AlgorithmIdentifier, the key's first byte, the length of the rest, facts)
+    shapes: list[tuple[bytes, bytes, int, KeyFacts]] = []
+    for oid, (name, bits) in _CURVES.items():
+        algorithm = _tlv(0x30, _tlv(0x06, _EC) + _tlv(0x06, oid))
+        size = (bits + 7) // 8
+        facts = KeyFacts("EC", bits, curve=name)
+        # Uncompressed (0x04) and compressed (0x02, 0x03) points, SEC 1 2.3.3.
+        shapes += [(algorithm, b"\x04", 2 * size, facts)]
+        shapes += [(algorithm, form, size, facts) for form in (b"\x02", b"\x03")]
+    for oid, (name, bits, length) in _EDWARDS.items():
+        shapes.append((_tlv(0x30, _tlv(0x06, oid)), b"", length, KeyFacts(name, bits)))
+    table: dict[int, list[tuple[bytes, KeyFacts]]] = {}
+    for algorithm, first, length, facts in shapes:
+        whole = _tlv(0x30, algorithm + _tlv(0x03, b"\x00" + first + bytes(length)))
+        table.setdefault(len(whole), []).append((whole[:-length], facts))
+    return table
 
 
 @functools.lru_cache(maxsize=1024)
@@ -384,3 +409,6 @@ def _no_certificate(data: bytes) -> Problem:
 def _short(exc: Exception) -> str:
     text = str(exc)
     return text.split(" See https://", 1)[0].split(". See https://", 1)[0][:200]
+
+
+_FIXED_SPKI = _fixed_spki()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -26,6 +26,7 @@ from agent.x509.parse import (
     name_text,
     parse_certificates,
     rfc3339,
+    spki_key_facts,
 )
 from tests.pki import (
     cert_pem,
@@ -264,3 +265,28 @@ def _corpus_one(kind: str) -> bytes:
         (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, _CUSTOM_PURPOSE]), True),
         (x509.SubjectAlternativeName([x509.DNSName("device.example")]), False),
     )
+
+
+@pytest.mark.parametrize(
+    "curve", [ec.SECP256R1(), ec.SECP384R1(), ec.SECP521R1(), ec.SECP256K1()], ids=lambda c: c.name
+)
+def test_a_compressed_point_is_known_as_the_library_knows_it(curve: ec.EllipticCurve) -> None:
+    public = ec_key(curve).public_key()
+    uncompressed = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    point = public.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint
+    )
+    # SEQUENCE { AlgorithmIdentifier, BIT STRING }: the identifier kept, the point replaced.
+    at = 2 if uncompressed[1] < 0x80 else 3
+    algorithm = uncompressed[at : at + 2 + uncompressed[at + 1]]
+    compressed = _der(0x30, algorithm + _der(0x03, b"\x00" + point))
+    library = key_facts(serialization.load_der_public_key(compressed))
+    assert spki_key_facts(compressed) == spki_key_facts(uncompressed) == library
+
+
+def _der(tag: int, value: bytes) -> bytes:
+    n = len(value)
+    length = bytes([n]) if n < 0x80 else bytes([0x81, n])
+    return bytes([tag]) + length + value
