@@ -18,7 +18,6 @@ from typing import Any
 from agent.checks.base import CheckContext, check
 from agent.log import get_logger
 from agent.report import CheckResult, Status, Verdict, fold
-from agent.x509 import disk_cache
 from agent.x509.chain import device_cert_findings, root_ca_findings
 from agent.x509.inventory import FileCache, Inventory, Role, Sources, collect
 from agent.x509.parse import PemCertificates, PrivateKeyFacts
@@ -93,6 +92,8 @@ def _collect_with_file(
 ) -> tuple[Inventory, FileCache]:
     """:func:`collect` starting from ``certificates.cacheFile`` when this process has not
     parsed the files yet, and writing it back when what it would hold changed."""
+    from agent.x509 import disk_cache  # only with the setting: json, hashlib, the writer
+
     fingerprint = disk_cache.fingerprint(ctx.config.model_dump_json(), repr(sources))
     previous = state.files
     if previous is None:
@@ -105,6 +106,8 @@ def _collect_with_file(
 
 def _read_stored(path: Path, fingerprint: str, state: CertificateState) -> dict[Any, Any] | None:
     """The stored entries, or None (logged) when the file cannot be trusted or used."""
+    from agent.x509 import disk_cache
+
     try:
         entries = disk_cache.load(path, fingerprint)
     except disk_cache.CacheUnusable as exc:
@@ -118,6 +121,8 @@ def _write_stored(
     path: Path, fingerprint: str, entries: dict[Any, Any], state: CertificateState
 ) -> None:
     """Replace the stored entries; a file that cannot be written is logged, never fatal."""
+    from agent.x509 import disk_cache
+
     try:
         disk_cache.save(path, fingerprint, entries)
     except OSError as exc:  # UnsafeTarget included: its message says what to change
