@@ -43,8 +43,16 @@ from agent.subscriptions.topics import (
     matches,
 )
 from agent.transports.sizing import MAX_PAYLOAD_BYTES, payloads
+from agent.x509 import disk_cache
 from agent.x509.files import Problem
-from agent.x509.parse import parse_certificates, parse_private_key
+from agent.x509.inventory import IGNORED, FileEntry, Role
+from agent.x509.parse import PemCertificates, parse_certificates, parse_private_key
+from agent.x509.results import (
+    key_quality_result,
+    readable_result,
+    validity_phase,
+    validity_result,
+)
 
 Target = Callable[[bytes], None]
 LINUX = {"os": "linux", "architecture": "amd64", "runtime": "aws_nucleus_classic"}
@@ -318,6 +326,43 @@ def report_fold(data: bytes) -> None:
     assert kept == sum(1 for r in results if r.status is not Status.OK)
 
 
+_CACHE_FILE: Path | None = None
+
+
+def certificate_cache(data: bytes) -> None:
+    """``certificates.cacheFile``: entries or CacheUnusable; whatever loads, the checks can judge.
+
+    A ``"F"`` fingerprint in the input stands for this agent's, which a fuzzer cannot guess.
+    """
+    global _CACHE_FILE
+    if _CACHE_FILE is None:
+        import tempfile
+
+        _CACHE_FILE = Path(tempfile.mkdtemp(prefix="gghealth-fuzz-cache-")) / "certs.cache"
+    expected = disk_cache.fingerprint()
+    _CACHE_FILE.write_bytes(
+        data.replace(b'"fingerprint":"F"', b'"fingerprint":"%s"' % expected.encode())
+    )
+    _CACHE_FILE.chmod(0o600)
+    try:
+        entries = disk_cache.load(_CACHE_FILE, expected)
+    except disk_cache.CacheUnusable as exc:
+        assert str(exc)
+        return
+    now = datetime(2026, 11, 29, 18, 0, tzinfo=timezone.utc).timestamp()
+    for (path, _kind), (_stamp, outcome, _entry) in entries.items():
+        if outcome is IGNORED:
+            continue  # a directory member without certificates: never an entry of its own
+        entry = FileEntry(path, Role.EXTRA, outcome)
+        readable_result(entry, privileged=True)
+        if isinstance(outcome, PemCertificates):
+            for index, cert in enumerate(outcome.certs):
+                multi = len(outcome.certs) > 1
+                days, phase = validity_phase(cert, now)
+                validity_result(entry, index, cert, multi, days, phase, 30, 7)
+                key_quality_result(entry, index, cert, multi)
+
+
 TARGETS: dict[str, Target] = {
     "yaml": yaml_document,
     "yaml_repeated": yaml_repeated,
@@ -333,5 +378,6 @@ TARGETS: dict[str, Target] = {
     "topic": topic,
     "pkcs11_uri": pkcs11_uri,
     "fold": report_fold,
+    "certificate_cache": certificate_cache,
 }
 """Every target by the name ``run.py`` and the corpus directories use."""
