@@ -109,21 +109,23 @@ def test_a_store_that_is_not_sqlite_exits_3_with_a_message(lite: tuple[Path, Pat
     assert "Traceback" not in done.stderr
 
 
-def test_an_sqlite_file_of_another_schema_is_named(tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "config.db")
-    conn.execute("CREATE TABLE other (x)")
+def _execute(db: Path, statement: str) -> None:
+    """One committed SQL statement on a configuration store, as a broken tool would leave it."""
+    conn = sqlite3.connect(db)
+    conn.execute(statement)
     conn.commit()
     conn.close()
+
+
+def test_an_sqlite_file_of_another_schema_is_named(tmp_path: Path) -> None:
+    _execute(tmp_path / "config.db", "CREATE TABLE other (x)")
     with pytest.raises(GreengrassRootError, match="not a nucleus lite configuration store"):
         load_root(tmp_path, lite_config_dir=tmp_path / "absent")
 
 
 def test_a_value_that_is_not_json_is_named(tmp_path: Path) -> None:
     write_store(tmp_path / "config.db", {"system": {"thingName": "x"}})
-    conn = sqlite3.connect(tmp_path / "config.db")
-    conn.execute("UPDATE valueTable SET value = 'not json'")
-    conn.commit()
-    conn.close()
+    _execute(tmp_path / "config.db", "UPDATE valueTable SET value = 'not json'")
     with pytest.raises(GreengrassRootError, match="system/thingName is not JSON"):
         load_root(tmp_path, lite_config_dir=tmp_path / "absent")
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from agent.checks.base import CheckContext, check
-from agent.log import get_logger
 from agent.report import CheckResult, Status, Verdict, fold
 from agent.x509.chain import device_cert_findings, root_ca_findings
 from agent.x509.inventory import FileCache, Inventory, Role, Sources, collect
@@ -33,8 +32,6 @@ from agent.x509.results import (
     validity_window,
 )
 from agent.x509.token_match import TokenVerdict, pkcs11_key_match
-
-log = get_logger(__name__)
 
 
 @dataclass
@@ -97,39 +94,13 @@ def _collect_with_file(
     fingerprint = disk_cache.fingerprint(ctx.config.model_dump_json(), repr(sources))
     previous = state.files
     if previous is None:
-        previous = _read_stored(path, fingerprint, state)
+        previous = disk_cache.read(path, fingerprint)
+        state.stored_for = fingerprint if previous else None
     inv, cache = collect(sources, previous)
     if state.stored_for != fingerprint or disk_cache.outdated(cache):
-        _write_stored(path, fingerprint, cache.current, state)
+        written = disk_cache.write(path, fingerprint, cache.current)
+        state.stored_for = fingerprint if written else None
     return inv, cache
-
-
-def _read_stored(path: Path, fingerprint: str, state: CertificateState) -> dict[Any, Any] | None:
-    """The stored entries, or None (logged) when the file cannot be trusted or used."""
-    from agent.x509 import disk_cache
-
-    try:
-        entries = disk_cache.load(path, fingerprint)
-    except disk_cache.CacheUnusable as exc:
-        log.warning("certificate_cache_unused", path=str(path), reason=str(exc))
-        return None
-    state.stored_for = fingerprint if entries else None
-    return entries
-
-
-def _write_stored(
-    path: Path, fingerprint: str, entries: dict[Any, Any], state: CertificateState
-) -> None:
-    """Replace the stored entries; a file that cannot be written is logged, never fatal."""
-    from agent.x509 import disk_cache
-
-    try:
-        disk_cache.save(path, fingerprint, entries)
-    except OSError as exc:  # UnsafeTarget included: its message says what to change
-        state.stored_for = None
-        log.warning("certificate_cache_not_saved", path=str(path), reason=str(exc))
-        return
-    state.stored_for = fingerprint
 
 
 def inventory(ctx: CheckContext) -> Inventory:

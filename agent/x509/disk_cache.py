@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from agent import __version__
+from agent.log import get_logger
 from agent.safe_write import OWN_CACHE, UnsafeTarget, check_target, write_atomically
 from agent.x509.files import Problem
 from agent.x509.inventory import IGNORED, FileCache, Outcome
@@ -45,6 +46,7 @@ MAX_LINE_BYTES = 4 * 1024 * 1024
 _KINDS = frozenset({"member", "cert", "key"})
 """The inventory kinds whose outcomes are stored (not ``cert+objects``: path validation needs
 the certificate objects themselves)."""
+log = get_logger(__name__)
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -98,6 +100,25 @@ def _json_line(line: bytes, what: str) -> Any:
         return json.loads(line)
     except (ValueError, RecursionError):
         raise CacheUnusable(f"{what} is not JSON") from None
+
+
+def read(path: Path, expected: str) -> dict[Any, Any] | None:
+    """:func:`load`, or None when the file cannot be used: one log line says why."""
+    try:
+        return load(path, expected)
+    except CacheUnusable as exc:
+        log.warning("certificate_cache_unused", path=str(path), reason=str(exc))
+        return None
+
+
+def write(path: Path, stamp: str, entries: Mapping[Any, Any]) -> bool:
+    """:func:`save`; False when the file cannot be written (logged, never fatal)."""
+    try:
+        save(path, stamp, entries)
+    except OSError as exc:  # UnsafeTarget included: its message says what to change
+        log.warning("certificate_cache_not_saved", path=str(path), reason=str(exc))
+        return False
+    return True
 
 
 def outdated(cache: FileCache) -> bool:
